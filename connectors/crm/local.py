@@ -1,0 +1,214 @@
+"""The embedded local CRM: the default CRM, stored next to the copilot's own tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, or_, select
+
+from connectors.crm import local_schema as t
+from connectors.crm.base import (
+    Contact,
+    CustomerSnapshot,
+    CustomerSummary,
+    Opportunity,
+    Purchase,
+    StageEntry,
+    Task,
+    Visit,
+)
+
+_CUSTOMER_KEYS = {"id", "name", "tier", "industry", "region", "owner_user_id", "notes"}
+_CHILD_KEYS = {"contacts", "opportunities", "visits", "purchases", "tasks"}
+
+
+def _split(record: dict[str, Any], known: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Known columns vs custom fields: unknown keys are kept, never rejected."""
+    return (
+        {k: v for k, v in record.items() if k in known},
+        {k: v for k, v in record.items() if k not in known},
+    )
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+class LocalCRM:
+    name = "local"
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # -- reads -------------------------------------------------------------
+    def list_customers(self, *, owner_ids: set[str] | None = None, q: str | None = None) -> list[CustomerSummary]:
+        stmt = select(t.customers).order_by(t.customers.c.id)
+        if owner_ids is not None:
+            stmt = stmt.where(t.customers.c.owner_user_id.in_(sorted(owner_ids)))
+        if q:
+            like = f"%{q}%"
+            c = t.customers.c
+            stmt = stmt.where(or_(c.name.like(like), c.industry.like(like), c.region.like(like), c.id == q))
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [
+            CustomerSummary(r["id"], r["name"], r["tier"], r["industry"], r["region"], r["owner_user_id"])
+            for r in rows
+        ]
+
+    def get_customer(self, customer_id: str) -> CustomerSnapshot | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(t.customers).where(t.customers.c.id == customer_id)).mappings().first()
+            if row is None:
+                return None
+
+            def children(table, order):
+                return conn.execute(
+                    select(table).where(table.c.customer_id == customer_id).order_by(*order)
+                ).mappings().all()
+
+            contacts = children(t.contacts, [t.contacts.c.position])
+            opps = children(t.opportunities, [t.opportunities.c.created, t.opportunities.c.id])
+            visits = children(t.visits, [t.visits.c.date, t.visits.c.pk])
+            purchases = children(t.purchases, [t.purchases.c.month])
+            tasks = children(t.tasks, [t.tasks.c.created, t.tasks.c.id])
+        return CustomerSnapshot(
+            id=row["id"],
+            name=row["name"],
+            tier=row["tier"],
+            industry=row["industry"],
+            region=row["region"],
+            owner_user_id=row["owner_user_id"],
+            notes=row["notes"] or "",
+            custom=dict(row["custom"] or {}),
+            contacts=tuple(Contact(c["name"], c["role"], bool(c["is_decision_maker"])) for c in contacts),
+            opportunities=tuple(
+                Opportunity(
+                    id=o["id"],
+                    name=o["name"],
+                    stage=o["stage"],
+                    amount=o["amount"],
+                    currency=o["currency"],
+                    created=o["created"],
+                    stage_entered=o["stage_entered"],
+                    expected_close=o["expected_close"],
+                    competitors=tuple(o["competitors"] or ()),
+                    stage_history=tuple(StageEntry(h["stage"], h["entered"]) for h in o["stage_history"] or ()),
+                )
+                for o in opps
+            ),
+            visits=tuple(
+                Visit(v["date"], v["type"], v["user_id"], tuple(v["contacts"] or ()), v["notes"], v["memo_id"])
+                for v in visits
+            ),
+            purchases=tuple(Purchase(p["month"], p["amount"]) for p in purchases),
+            tasks=tuple(
+                Task(k["id"], k["title"], k["created"], k["due"], k["status"], k["completed"]) for k in tasks
+            ),
+        )
+
+    # -- import --------------------------------------------------------------
+    def upsert_customer(self, record: dict[str, Any]) -> bool:
+        """Insert or update one customer (DESIGN §5.6 shape). Returns True when it was new.
+
+        Child lists present in the record replace the stored ones, so re-importing the
+        same file changes nothing; lists absent from the record are left as they are.
+        """
+        base, custom = _split(record, _CUSTOMER_KEYS | _CHILD_KEYS)
+        cid = str(base["id"])
+        row = {
+            "id": cid,
+            "name": str(base.get("name") or cid),
+            "tier": _s(base.get("tier")),
+            "industry": _s(base.get("industry")),
+            "region": _s(base.get("region")),
+            "owner_user_id": _s(base.get("owner_user_id")),
+            "notes": str(base.get("notes") or ""),
+        }
+        with self._engine.begin() as conn:
+            existing = conn.execute(select(t.customers.c.custom).where(t.customers.c.id == cid)).first()
+            if existing is None:
+                conn.execute(insert(t.customers).values(**row, custom=custom))
+            else:
+                merged = {**(existing[0] or {}), **custom}
+                conn.execute(t.customers.update().where(t.customers.c.id == cid).values(**row, custom=merged))
+            self._replace_children(conn, cid, record)
+        return existing is None
+
+    def _replace_children(self, conn, cid: str, record: dict[str, Any]) -> None:
+        if "contacts" in record:
+            conn.execute(delete(t.contacts).where(t.contacts.c.customer_id == cid))
+            for i, c in enumerate(record["contacts"] or []):
+                known, extra = _split(c, {"name", "role", "is_decision_maker"})
+                conn.execute(
+                    insert(t.contacts).values(
+                        customer_id=cid,
+                        position=i,
+                        name=str(known.get("name", "")),
+                        role=str(known.get("role") or ""),
+                        is_decision_maker=bool(known.get("is_decision_maker", False)),
+                        custom=extra,
+                    )
+                )
+        if "opportunities" in record:
+            conn.execute(delete(t.opportunities).where(t.opportunities.c.customer_id == cid))
+            keys = {c.name for c in t.opportunities.c} - {"customer_id", "custom"}
+            for o in record["opportunities"] or []:
+                known, extra = _split(o, keys)
+                amount = known.get("amount")
+                conn.execute(
+                    insert(t.opportunities).values(
+                        id=str(known["id"]),
+                        customer_id=cid,
+                        name=str(known.get("name") or known["id"]),
+                        stage=str(known.get("stage") or "线索"),
+                        amount=float(amount) if amount not in (None, "") else None,
+                        currency=str(known.get("currency") or "CNY"),
+                        created=_s(known.get("created")),
+                        stage_entered=_s(known.get("stage_entered")),
+                        expected_close=_s(known.get("expected_close")),
+                        competitors=list(known.get("competitors") or []),
+                        stage_history=list(known.get("stage_history") or []),
+                        custom=extra,
+                    )
+                )
+        if "visits" in record:
+            conn.execute(delete(t.visits).where(t.visits.c.customer_id == cid))
+            keys = {"date", "type", "user_id", "contacts", "notes", "memo_id"}
+            for v in record["visits"] or []:
+                known, extra = _split(v, keys)
+                conn.execute(
+                    insert(t.visits).values(
+                        customer_id=cid,
+                        date=str(known["date"]),
+                        type=str(known.get("type") or ""),
+                        user_id=_s(known.get("user_id")),
+                        contacts=list(known.get("contacts") or []),
+                        notes=str(known.get("notes") or ""),
+                        memo_id=_s(known.get("memo_id")),
+                        custom=extra,
+                    )
+                )
+        if "purchases" in record:
+            conn.execute(delete(t.purchases).where(t.purchases.c.customer_id == cid))
+            for p in record["purchases"] or []:
+                conn.execute(
+                    insert(t.purchases).values(customer_id=cid, month=str(p["month"]), amount=float(p["amount"]))
+                )
+        if "tasks" in record:
+            conn.execute(delete(t.tasks).where(t.tasks.c.customer_id == cid))
+            keys = {"id", "title", "created", "due", "status", "completed"}
+            for k in record["tasks"] or []:
+                known, extra = _split(k, keys)
+                conn.execute(
+                    insert(t.tasks).values(
+                        id=str(known["id"]),
+                        customer_id=cid,
+                        title=str(known.get("title") or ""),
+                        created=_s(known.get("created")),
+                        due=_s(known.get("due")),
+                        status=str(known.get("status") or "open"),
+                        completed=_s(known.get("completed")),
+                        custom=extra,
+                    )
+                )

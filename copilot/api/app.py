@@ -1,0 +1,55 @@
+"""create_app(services): the FastAPI application, built the same way by the CLI and the tests."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from copilot.api.metrics import AppMetrics, MetricsMiddleware
+from copilot.api.routes import chat, customers, health, kb, web
+from copilot.errors import install_error_handlers
+from copilot.services import Services
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
+
+
+def _session_secret(home: Path) -> str:
+    """A per-installation secret for signing session cookies, created once in COPILOT_HOME."""
+    path = home / "session.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API")
+    app.state.services = services
+    app.state.metrics = AppMetrics()
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next):
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        response = await call_next(request)
+        response.headers["x-request-id"] = request.state.request_id
+        return response
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=_session_secret(services.settings.home),
+        session_cookie="copilot_session",
+        same_site="lax",
+        https_only=False,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+    for module in (health, chat, customers, kb, web):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

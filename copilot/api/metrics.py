@@ -1,0 +1,51 @@
+"""Prometheus metrics, one registry per app (no module globals, so tests stay independent)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class AppMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "copilot_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "copilot_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry
+        )
+        self.chat_answers = Counter(
+            "copilot_chat_answers_total", "Chat answers by mode", ["mode"], registry=self.registry
+        )
+        self.citations_dropped = Counter(
+            "copilot_citations_dropped_total", "Citations dropped by the validator", registry=self.registry
+        )
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def _send(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"  # templates, not raw paths: bounded labels
+            self.metrics.requests.labels(scope["method"], path, str(status["code"])).inc()
+            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)

@@ -1,0 +1,29 @@
+"""Shared CLI plumbing: building services once, printing JSON, Chinese errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+
+from copilot.services import Services, build_services
+
+_services: dict[str, Services] = {}
+
+
+def services() -> Services:
+    """The CLI's composition root: one Services per process, built from the environment."""
+    if "s" not in _services:
+        _services["s"] = build_services()
+    return _services["s"]
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"错误：{message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,132 @@
+"""`copilot` — the command line (DESIGN §5.2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from copilot.cli import evals, kb, models
+from copilot.cli.common import emit_json, fail, services
+
+app = typer.Typer(help="销售副驾：中文优先、每条建议可追溯依据的销售助手。", no_args_is_help=True, add_completion=False)
+app.add_typer(kb.app, name="kb", help="知识库：导入与检索")
+app.add_typer(models.app, name="models", help="本地模型：检查与准备")
+app.add_typer(evals.app, name="eval", help="评测：检索、语音识别")
+users_app = typer.Typer(help="用户与访问令牌", no_args_is_help=True)
+crm_app = typer.Typer(help="CRM 数据", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(crm_app, name="crm")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="输出一个 JSON 文档")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+) -> None:
+    """启动 Web/API 服务（默认 http://127.0.0.1:8000）。"""
+    import uvicorn
+
+    from copilot.api.app import create_app
+
+    uvicorn.run(create_app(services()), host=host, port=port, log_level="info")
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+) -> None:
+    """首次启动时导入演示数据，然后启动服务（`make run` 调用此命令）。"""
+    from copilot.demo.seed import seed_if_empty
+
+    svc = services()
+    typer.echo("检查本地模型…")
+    from copilot.models_check import check_models
+
+    for status in check_models(svc, load=False):
+        mark = "✓" if status["ok"] else "✗"
+        typer.echo(f"  {mark} {status['name']}：{status.get('path') or status.get('error')}")
+        if not status["ok"]:
+            fail(status["error"])
+    tokens = seed_if_empty(svc, progress=typer.echo)
+    base = f"http://{host}:{port}"
+    typer.echo("\n销售副驾已就绪：" + base)
+    for t in tokens:
+        typer.echo(f"  {t['label']}（{t['user_id']}）登录链接：{base}/login?token={t['token']}")
+    typer.echo("  也可在登录页粘贴令牌；API 调用使用 Authorization: Bearer <令牌>\n")
+    serve(host=host, port=port)
+
+
+@users_app.command("token")
+def users_token(user_id: str, as_json: JsonOpt = False) -> None:
+    """为用户签发 API 令牌（令牌只显示一次，数据库中仅保存哈希）。"""
+    try:
+        token = services().users.issue_token(user_id, label="cli")
+    except LookupError:
+        fail(f"用户 {user_id} 不存在（先用 copilot crm import 导入用户）")
+    if as_json:
+        emit_json({"user_id": user_id, "token": token})
+    else:
+        typer.echo(token)
+
+
+@users_app.command("revoke")
+def users_revoke(user_id: str, as_json: JsonOpt = False) -> None:
+    """吊销用户的全部令牌。"""
+    n = services().users.revoke_tokens(user_id)
+    emit_json({"user_id": user_id, "revoked": n}) if as_json else typer.echo(f"已吊销 {n} 个令牌")
+
+
+@crm_app.command("import")
+def crm_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON（DESIGN §5.6）或 CSV/XLSX 客户表")],
+    as_json: JsonOpt = False,
+) -> None:
+    """导入 CRM 数据；按 id 幂等（重复导入只更新，不会重复）。"""
+    from copilot.crm_import import CRMImporter, ImportFileError
+
+    svc = services()
+    try:
+        report = CRMImporter(svc.engine, svc.local_crm, svc.users).import_file(file)
+    except ImportFileError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report.to_json())
+        return
+    data = report.to_json()
+    typer.echo(
+        f"团队 {data['teams']}，用户 {data['users']}，客户新增 {data['customers']['added']}、"
+        f"更新 {data['customers']['updated']}，录音纪要 {data['memos']}"
+    )
+    for err in report.errors:
+        where = f"第 {err['row']} 行" if "row" in err else f"{err.get('section')} 第 {err.get('index')} 条"
+        typer.secho(f"  跳过 {where}：{err['message']}", fg=typer.colors.YELLOW)
+
+
+@app.command()
+def transcribe(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="音频：amr silk m4a mp3 wav ogg …")],
+    as_json: JsonOpt = False,
+) -> None:
+    """把一段录音转写为带时间戳的文字。"""
+    from copilot.voice.decode import AudioError
+
+    try:
+        result = services().transcriber.transcribe(file)
+    except AudioError as exc:
+        fail(exc.message if hasattr(exc, "message") else str(exc))
+    if as_json:
+        emit_json(result.to_json())
+        return
+    for seg in result.segments:
+        typer.echo(f"[{seg.start:6.1f}–{seg.end:6.1f}] {seg.text}")
+    typer.echo(json.dumps({"language": result.language, "duration_s": result.duration_s, "rtf": result.rtf}))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

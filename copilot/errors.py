@@ -1,0 +1,82 @@
+"""Stable error codes (code, HTTP status, 中文 message) and the one handler that renders them.
+
+Every error leaves the API as ``{"error": code, "detail": 中文, "request_id"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+# code -> (HTTP status, default Chinese message)
+CATALOGUE: dict[str, tuple[int, str]] = {
+    "unauthenticated": (401, "未登录或凭证无效，请提供有效的 Bearer 令牌或重新登录。"),
+    "forbidden": (403, "无权访问该资源。"),
+    "not_found": (404, "资源不存在。"),
+    "customer_not_found": (404, "客户不存在。"),
+    "user_not_found": (404, "用户不存在。"),
+    "validation_error": (422, "请求参数不合法。"),
+    "bad_import_file": (422, "导入文件无法解析。"),
+    "payload_too_large": (413, "上传文件过大。"),
+    "unsupported_media": (415, "不支持的文件格式。"),
+    "rate_limited": (429, "请求过于频繁，请稍后再试。"),
+    "llm_unavailable": (503, "大模型服务暂不可用，已改用离线模式。"),
+    "db_unavailable": (503, "数据库暂不可用，请稍后重试。"),
+    "model_unavailable": (503, "本地模型不可用。"),
+    "internal_error": (500, "服务器内部错误，请稍后重试。"),
+}
+
+
+class AppError(Exception):
+    """An error the caller can act on; ``detail`` is shown to users in Chinese."""
+
+    def __init__(self, code: str, detail: str | None = None, *, status: int | None = None) -> None:
+        default_status, default_detail = CATALOGUE.get(code, (400, "请求无法处理。"))
+        self.code = code
+        self.status = status or default_status
+        self.detail = detail or default_detail
+        super().__init__(f"{code}: {self.detail}")
+
+
+def request_id(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        rid = request.state.request_id = uuid.uuid4().hex[:16]
+    return rid
+
+
+def _body(code: str, detail: str, request: Request) -> dict[str, str]:
+    return {"error": code, "detail": detail, "request_id": request_id(request)}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError):
+        return JSONResponse(_body(exc.code, exc.detail, request), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        fields = "、".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in exc.errors()[:5])
+        detail = f"请求参数不合法：{fields}" if fields else CATALOGUE["validation_error"][1]
+        return JSONResponse(_body("validation_error", detail, request), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        detail = CATALOGUE.get(code, (0, "请求无法处理。"))[1] if code != "method_not_allowed" else "不支持该请求方法。"
+        return JSONResponse(_body(code, detail, request), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # Log the type and request id only: messages may carry customer data.
+        logger.error("unhandled %s (request %s)", type(exc).__name__, request_id(request), exc_info=exc)
+        return JSONResponse(_body("internal_error", CATALOGUE["internal_error"][1], request), status_code=500)

@@ -1,0 +1,143 @@
+"""The composition root: the one place adapters are chosen and wired.
+
+``create_app(build_services(settings))`` — the CLI, the server and the tests all build the
+application this way. Heavy parts (embedding model, knowledge base, Whisper) load lazily,
+once, so commands that do not need them start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connectors.crm.base import CRM
+from copilot.conversation import Conversation
+from copilot.llm.chat_model import ChatModel, OpenAICompatibleChat
+from copilot.settings import Settings
+from copilot.storage.db import make_engine, migrate
+from copilot.users import UserDirectory
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message (Chinese) names the variable to fix."""
+
+
+def _local_crm(services: Services) -> CRM:
+    from connectors.crm.local import LocalCRM
+
+    return LocalCRM(services.engine)
+
+
+# Adapters by name (DESIGN §5.1 COPILOT_CRM); the error lists what is valid.
+CRM_REGISTRY: dict[str, Callable[[Services], CRM]] = {"local": _local_crm}
+
+
+def offline_env() -> None:
+    """Nothing may reach a model hub or phone home at run time."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.resolved_database_url)
+        migrate(engine)
+        return engine
+
+    @cached_property
+    def users(self) -> UserDirectory:
+        return UserDirectory(self.engine)
+
+    @cached_property
+    def crm(self) -> CRM:
+        name = self.settings.crm
+        if name not in CRM_REGISTRY:
+            raise ConfigError(f"COPILOT_CRM={name!r} 不支持；可选：{', '.join(CRM_REGISTRY)}")
+        return CRM_REGISTRY[name](self)
+
+    @cached_property
+    def local_crm(self):
+        from connectors.crm.local import LocalCRM
+
+        return LocalCRM(self.engine)
+
+    @cached_property
+    def llm(self) -> ChatModel | None:
+        cfg = self.settings.llm
+        if not cfg.enabled:
+            return None
+        return OpenAICompatibleChat(
+            base_url=cfg.base_url, api_key=cfg.api_key or "", model=cfg.model, timeout_s=cfg.timeout_s
+        )
+
+    def _once(self, name: str, build: Callable[[], Any]) -> Any:
+        # cached_property is not thread-safe; model loading must happen exactly once.
+        if name in self.__dict__:
+            return self.__dict__[name]
+        with self._lock:
+            if name not in self.__dict__:
+                self.__dict__[name] = build()
+        return self.__dict__[name]
+
+    @property
+    def embedder(self):
+        def build():
+            from knowledge_base.embedder import load_embedder
+
+            cfg = self.settings
+            return load_embedder(
+                cfg.embedding_model,
+                models_dir=cfg.models_dir,
+                openai_base_url=cfg.llm.base_url,
+                openai_api_key=cfg.llm.api_key,
+            )
+
+        return self._once("_embedder", build)
+
+    @property
+    def kb(self):
+        def build():
+            from knowledge_base.base import KnowledgeBase
+
+            cfg = self.settings
+            return KnowledgeBase(
+                engine=self.engine,
+                embedder=self.embedder,
+                chroma_path=None if cfg.chroma_url else cfg.chroma_path,
+                chroma_url=cfg.chroma_url or None,
+            )
+
+        return self._once("_kb", build)
+
+    @property
+    def transcriber(self):
+        def build():
+            from copilot.voice.transcribe import WhisperTranscriber
+            from copilot.voice.whisper_model import resolve_whisper_model
+
+            return WhisperTranscriber(resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir))
+
+        return self._once("_transcriber", build)
+
+    @cached_property
+    def conversation(self) -> Conversation:
+        return Conversation(engine=self.engine, users=self.users, crm=self.crm, kb=lambda: self.kb, llm=self.llm)
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    offline_env()
+    settings = settings or Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Services(settings)

@@ -1,0 +1,93 @@
+"""One settings tree, read once at the edge (DESIGN §5.1: exact env names).
+
+Sub-settings carry their own ``env_prefix`` so the flat variable names of the
+contract (``COPILOT_WECOM_AES_KEY``, ``OPENAI_API_KEY`` …) stay what they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LLMSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    model: str = Field(default="gpt-4o-mini", validation_alias="COPILOT_LLM_MODEL")
+    timeout_s: float = Field(default=30.0, validation_alias="COPILOT_LLM_TIMEOUT_S")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key)
+
+
+class SalesforceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPILOT_SALESFORCE_", extra="ignore")
+
+    instance_url: str | None = None
+    access_token: str | None = None
+
+
+class HubSpotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPILOT_HUBSPOT_", extra="ignore")
+
+    api_base: str = "https://api.hubapi.com"
+    token: str | None = None
+
+
+class WeComSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPILOT_WECOM_", extra="ignore")
+
+    corp_id: str | None = None
+    agent_id: str | None = None
+    secret: str | None = None
+    token: str | None = None
+    aes_key: str | None = None
+    api_base: str = "https://qyapi.weixin.qq.com"
+
+
+class DingTalkSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPILOT_DINGTALK_", extra="ignore")
+
+    app_key: str | None = None
+    app_secret: str | None = None
+    robot_code: str | None = None
+    api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPILOT_", extra="ignore")
+
+    home: Path = Path("./.copilot")
+    database_url: str | None = None
+    chroma_url: str | None = None
+    redis_url: str | None = None
+    embedding_model: str | None = None
+    whisper_model: str | None = None
+    crm: str = "local"
+    # Upload limits for memos (bytes / seconds).
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_audio_seconds: int = 600
+
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+    hubspot: HubSpotSettings = Field(default_factory=HubSpotSettings)
+    wecom: WeComSettings = Field(default_factory=WeComSettings)
+    dingtalk: DingTalkSettings = Field(default_factory=DingTalkSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'copilot.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"

@@ -1,0 +1,125 @@
+"""The copilot's own tables: people, credentials, memos, suggestions, adoption, audit, outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # rep | manager | admin
+    Column("team_id", String(64), index=True),
+    Column("wecom_userid", String(128), index=True),
+    Column("dingtalk_userid", String(128), index=True),
+    Column("custom", JSON, nullable=False, default=dict),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public prefix of the token
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("token_hash", String(128), nullable=False),
+    Column("label", String(100), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+memos = Table(
+    "memos",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), index=True),
+    Column("user_id", String(64), index=True),
+    Column("recorded_at", String(40)),
+    Column("status", String(16), nullable=False, default="done"),  # queued | processing | done | failed
+    Column("transcript", Text, nullable=False, default=""),
+    Column("segments", JSON, nullable=False, default=list),
+    Column("visit_record", JSON),
+    Column("audio_path", String(500)),
+    Column("error", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+suggestions = Table(
+    "suggestions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), index=True),
+    Column("user_id", String(64), index=True),
+    Column("action_type", String(32), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("rationale", Text, nullable=False, default=""),
+    Column("confidence", Float, nullable=False, default=0.0),
+    Column("citations", JSON, nullable=False, default=list),
+    Column("proposed_change", JSON),
+    Column("status", String(16), nullable=False, default="proposed"),
+    # Same customer + action type + evidence = same suggestion: logged once (DESIGN §7).
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "fingerprint", name="uq_suggestion_fingerprint"),
+)
+
+suggestion_events = Table(
+    "suggestion_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("suggestion_id", String(64), nullable=False, index=True),
+    Column("user_id", String(64), index=True),
+    Column("event", String(16), nullable=False),  # proposed shown accepted edited dismissed applied
+    Column("channel", String(16)),
+    Column("detail", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("customer_id", String(64)),
+    Column("role", String(16), nullable=False),  # user | assistant
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_id", String(64)),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200)),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("evidence", JSON),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("op", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending | delivered | failed | cancelled
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("result", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+)

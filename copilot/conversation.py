@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, insert
 
@@ -18,7 +19,9 @@ from copilot.errors import AppError
 from copilot.llm.chat_model import ChatModel
 from copilot.storage import tables as t
 from copilot.users import UserDirectory
-from knowledge_base.base import KnowledgeBase
+
+if TYPE_CHECKING:
+    from knowledge_base.base import KnowledgeBase
 
 MAX_MESSAGE_CHARS = 2000
 

@@ -82,6 +82,10 @@ class Services:
             base_url=cfg.base_url, api_key=cfg.api_key or "", model=cfg.model, timeout_s=cfg.timeout_s
         )
 
+    def provide(self, name: str, component: Any) -> None:
+        """Hand in an already-loaded heavy component (``embedder``, ``transcriber``), e.g. shared by tests."""
+        self.__dict__[f"_{name}"] = component
+
     def _once(self, name: str, build: Callable[[], Any]) -> Any:
         # cached_property is not thread-safe; model loading must happen exactly once.
         if name in self.__dict__:

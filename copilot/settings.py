@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class LLMSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
     api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
@@ -61,7 +61,7 @@ class DingTalkSettings(BaseSettings):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COPILOT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="COPILOT_", extra="ignore", populate_by_name=True)
 
     home: Path = Path("./.copilot")
     database_url: str | None = None
@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     embedding_model: str | None = None
     whisper_model: str | None = None
     crm: str = "local"
+    # Where bundled models are provisioned; several homes (or tests) may share one.
+    models_dir_override: Path | None = Field(default=None, validation_alias="COPILOT_MODELS_DIR")
     # Upload limits for memos (bytes / seconds).
     max_upload_bytes: int = 25 * 1024 * 1024
     max_audio_seconds: int = 600
@@ -86,7 +88,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.models_dir_override or self.home / "models"
 
     @property
     def chroma_path(self) -> Path:

@@ -1,0 +1,73 @@
+"""`copilot eval …`: wires the real system into the harness in evals/ (which never imports copilot)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from copilot.cli.common import emit_json, fail, services
+
+app = typer.Typer(no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="输出 JSON")]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                fail(f"{path} 第 {n} 行不是合法 JSON")
+    return rows
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key}: {value}")
+
+
+@app.command("retrieval")
+def retrieval(
+    queries: Annotated[Path, typer.Option("--queries", exists=True, dir_okay=False)],
+    passages: Annotated[Path | None, typer.Option("--passages", exists=True, dir_okay=False)] = None,
+    docs: Annotated[Path | None, typer.Option("--docs", exists=True, file_okay=False)] = None,
+    k: Annotated[int, typer.Option("-k")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """检索评测：在临时索引上计算 recall@1/5/10、MRR@10、nDCG@10 与延迟。"""
+    from sqlalchemy import create_engine
+
+    from evals.retrieval import run_retrieval_docs, run_retrieval_passages
+    from knowledge_base.base import KnowledgeBase
+
+    if (passages is None) == (docs is None):
+        fail("请二选一：--passages P.jsonl 或 --docs DIR")
+    embedder = services().embedder
+    workdir = Path(tempfile.mkdtemp(prefix="copilot-eval-"))
+
+    def kb_factory() -> KnowledgeBase:
+        engine = create_engine(f"sqlite:///{workdir / 'eval.db'}")
+        return KnowledgeBase(engine=engine, embedder=embedder, chroma_path=workdir / "chroma", collection="eval")
+
+    qs = _read_jsonl(queries)
+    if passages is not None:
+        result = run_retrieval_passages(_read_jsonl(passages), qs, index_factory=kb_factory, k=k)
+    else:
+        result = run_retrieval_docs(docs, qs, kb_factory=kb_factory, k=k)
+    _print(result, as_json)
+
+
+@app.command("asr")
+def asr(manifest: Annotated[Path, typer.Option("--manifest", exists=True, dir_okay=False)], as_json: JsonOpt = False) -> None:
+    """语音识别评测：中文 CER、英文 WER、实时率。"""
+    from evals.asr import run_asr
+
+    _print(run_asr(manifest, transcriber=services().transcriber), as_json)

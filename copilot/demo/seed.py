@@ -1,0 +1,35 @@
+"""Load the demo company on first start (`copilot run`) and hand out demo logins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from copilot.crm_import import CRMImporter
+from copilot.services import Services
+
+DEMO_DIR = Path(__file__).parent
+DEMO_LOGINS = (("u_rep_li", "演示销售"), ("u_mgr_chen", "演示经理"))
+
+
+def seed_if_empty(services: Services, *, progress: Callable[[str], None] = lambda _m: None) -> list[dict]:
+    """Import the demo CRM and knowledge base when the database has no users; return demo logins."""
+    tokens_file = services.settings.home / "demo_logins.json"
+    if services.users.count() == 0:
+        progress("首次启动：导入演示 CRM 数据…")
+        CRMImporter(services.engine, services.local_crm, services.users).import_file(DEMO_DIR / "crm.json")
+        progress("首次启动：导入演示知识库（首次需构建向量，约 1 分钟）…")
+        report = services.kb.ingest([DEMO_DIR / "kb"])
+        data = report.to_json() if hasattr(report, "to_json") else report
+        progress(f"  知识库：新增 {data['added']} 篇，失败 {len(data['failed'])} 篇")
+        logins = [
+            {"user_id": uid, "label": label, "token": services.users.issue_token(uid, label="demo")}
+            for uid, label in DEMO_LOGINS
+            if services.users.get(uid)
+        ]
+        tokens_file.write_text(json.dumps(logins, ensure_ascii=False, indent=2), encoding="utf-8")
+        tokens_file.chmod(0o600)
+    if tokens_file.exists():
+        return json.loads(tokens_file.read_text(encoding="utf-8"))
+    return []

@@ -128,7 +128,7 @@ class Hit:
 
 def citation_label(doc: DocumentInfo, locator: Locator, *, stale: bool = False) -> str:
     """``依据《异议处理话术》2026-03-01 第3页第2段`` (``（旧版）`` appended for superseded versions)."""
-    date = f" {doc.date}" if doc.date else ""
+    date = doc.date or ""
     where = locator.zh()
     label = f"依据《{doc.title}》{date}{' ' + where if where else ''}"
     return label + ("（旧版）" if stale else "")

@@ -16,10 +16,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def all_metadata() -> list[MetaData]:
     """Every table set the copilot's database holds; Alembic compares against these."""
-    try:  # TEMP until the KB catalogue lands
-        from knowledge_base.catalog import metadata as kb_metadata
-    except ImportError:
-        return [copilot_metadata, crm_metadata]
+    from knowledge_base.catalog import metadata as kb_metadata
+
     return [copilot_metadata, crm_metadata, kb_metadata]
 
 

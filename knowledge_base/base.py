@@ -1,0 +1,223 @@
+"""The knowledge-base facade the application uses: built from plain values, nothing read from the
+environment.
+
+    kb = KnowledgeBase(engine=engine, embedder=load_embedder(None, models_dir=home / "models"),
+                       chroma_path=home / "chroma")
+    kb.ingest(["docs/"])
+    hits = kb.search("客户嫌贵咋回", k=5, visible_teams={"team_a"})
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from knowledge_base.catalog import Catalog, kb_chunks, kb_documents, kb_terms
+from knowledge_base.chunking import DEFAULT_MAX_CHARS
+from knowledge_base.documents import Chunk, DocumentInfo, Hit
+from knowledge_base.embedder import Embedder
+from knowledge_base.ingest import Ingestor, IngestReport, Progress
+from knowledge_base.keyword_index import ChineseTokenizer, KeywordIndex, join_tokens
+from knowledge_base.retrieval import (
+    STALE_FACTOR,
+    RetrievalWeights,
+    document_allowed,
+    document_years,
+    matches_filters,
+    rrf_fuse,
+    version_status,
+    years_named,
+)
+from knowledge_base.vector_index import ChromaVectorIndex
+
+
+class KnowledgeBase:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        embedder: Embedder,
+        chroma_path: Path | None = None,
+        chroma_url: str | None = None,
+        collection: str = "kb",
+        weights: RetrievalWeights | None = None,
+        max_chunk_chars: int = DEFAULT_MAX_CHARS,
+    ):
+        self.engine = engine
+        self.embedder = embedder
+        self.weights = weights or RetrievalWeights()
+        self.catalog = Catalog(engine)
+        self.vectors = ChromaVectorIndex(
+            path=chroma_path, url=chroma_url, collection=collection, embedder_name=embedder.name, dim=embedder.dim
+        )
+        self.tokenizer = ChineseTokenizer(self.catalog.terms())
+        self.keywords = KeywordIndex(self.tokenizer)
+        self._ingestor = Ingestor(
+            catalog=self.catalog,
+            vectors=self.vectors,
+            embedder=embedder,
+            tokenizer=self.tokenizer,
+            max_chunk_chars=max_chunk_chars,
+        )
+        self._lock = threading.RLock()
+        self._marker: tuple | None = None
+        self._docs: dict[str, DocumentInfo] = {}
+        self._stale: dict[str, str] = {}
+        self._current_of: dict[str, set[str]] = {}
+        self._boosts: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ writing
+    def ingest(self, paths: Sequence[Path | str] | Path | str, progress: Progress | None = None) -> IngestReport:
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        with self._lock:
+            report = self._ingestor.ingest(list(paths), progress)
+            self._marker = None  # rebuild the keyword index and version map on the next search
+        return report
+
+    def add_terms(self, terms: Iterable[str]) -> int:
+        """Teach the keyword tokenizer product, competitor and customer names; re-cuts affected chunks."""
+        with self._lock:
+            new = self.catalog.add_terms(terms)
+            if not new:
+                return 0
+            self.tokenizer.add_terms(new)
+            affected = self.catalog.chunks_containing(new)
+            if affected:
+                chunks = self.catalog.get_chunks([cid for cid, _ in affected])
+                docs = {d.path: d for d in self.catalog.documents()}
+                from knowledge_base.ingest import embedding_text
+
+                self.catalog.update_tokens(
+                    {
+                        cid: join_tokens(self.tokenizer.tokens(embedding_text(docs[c.doc_path], c)))
+                        for cid, c in chunks.items()
+                    }
+                )
+            self._marker = None
+            return len(new)
+
+    def set_boosts(self, boosts: Mapping[str, float]) -> None:
+        """Rating hook: ``{chunk_id: b}`` multiplies a chunk's fused score by ``1 + b`` (b ≥ -0.9)."""
+        with self._lock:
+            self._boosts = {cid: max(-0.9, float(b)) for cid, b in boosts.items()}
+
+    # ------------------------------------------------------------------ reading
+    def get_chunk(self, chunk_id: str) -> tuple[Chunk, DocumentInfo] | None:
+        chunk = self.catalog.get_chunk(chunk_id)
+        if chunk is None:
+            return None
+        doc = self.catalog.document(chunk.doc_path)
+        return (chunk, doc) if doc else None
+
+    def document_text(self, path: str) -> str | None:
+        return self.catalog.document_text(path)
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.catalog.documents()
+
+    def is_stale(self, path: str) -> bool:
+        self._refresh()
+        return path in self._stale
+
+    def stats(self) -> dict[str, object]:
+        counts = self.catalog.counts()
+        return {**counts, "vectors": self.vectors.count(), "embedder": self.embedder.name, "dim": self.embedder.dim}
+
+    # ------------------------------------------------------------------ search
+    def _catalog_marker(self) -> tuple:
+        with self.engine.connect() as conn:
+            docs = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(kb_documents.c.ingested_at)).select_from(kb_documents)
+            ).one()
+            chunks = conn.execute(sa.select(sa.func.count()).select_from(kb_chunks)).scalar()
+            terms = conn.execute(sa.select(sa.func.count()).select_from(kb_terms)).scalar()
+        return (*docs, chunks, terms)
+
+    def _refresh(self) -> None:
+        """Load documents, versions and the keyword index from the catalogue when it changed (also when
+        another process ingested)."""
+        marker = self._catalog_marker()
+        if marker == self._marker:
+            return
+        with self._lock:
+            docs = {d.path: d for d in self.catalog.documents()}
+            known_terms = self.catalog.terms()
+            if known_terms:
+                self.tokenizer.add_terms(known_terms)
+            self.keywords.build(self.catalog.iter_chunk_tokens())
+            self._docs = docs
+            self._stale = version_status(docs.values())
+            current_of: dict[str, set[str]] = {}
+            for old, new in self._stale.items():
+                current_of.setdefault(new, set()).add(old)
+            self._current_of = current_of
+            self._marker = marker
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        visible_teams: set[str] | None = None,
+        filters: Mapping[str, object] | None = None,
+    ) -> list[Hit]:
+        query = (query or "").strip()
+        if not query or k <= 0:
+            return []
+        self._refresh()
+        docs = self._docs
+        allowed = {p for p, d in docs.items() if document_allowed(d, visible_teams) and matches_filters(d, filters)}
+        if not allowed:
+            return []
+        scope = None if len(allowed) == len(docs) else allowed
+        n = max(self.weights.candidates, 4 * k)
+        dense: list[tuple[str, float]] = []
+        if self.weights.dense > 0:
+            vector = self.embedder.embed_queries([query])[0]
+            dense = self.vectors.search(vector, n, allowed_docs=scope)
+        sparse = self.keywords.search(query, n, allowed_docs=scope) if self.weights.keyword > 0 else []
+        fused = rrf_fuse(
+            [[cid for cid, _ in dense], [cid for cid, _ in sparse]], [self.weights.dense, self.weights.keyword]
+        )
+        for cid, boost in self._boosts.items():
+            if cid in fused:
+                fused[cid] *= 1.0 + boost
+        shortlist = sorted(fused, key=fused.__getitem__, reverse=True)[: max(3 * k, k + 10)]
+        chunks = self.catalog.get_chunks(shortlist)
+        years = years_named(query)
+        scored: list[tuple[float, Chunk, DocumentInfo]] = []
+        for cid in shortlist:
+            chunk = chunks.get(cid)
+            doc = docs.get(chunk.doc_path) if chunk else None
+            if chunk is None or doc is None or doc.path not in allowed:  # never leak past the ACL
+                continue
+            scored.append((fused[cid] * self._version_factor(doc, years), chunk, doc))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        return [
+            Hit(
+                chunk=chunk,
+                document=doc,
+                score=round(score, 6),
+                matched_terms=self.keywords.matched_terms(query, chunk.text),
+                stale=doc.path in self._stale,
+            )
+            for score, chunk, doc in scored[:k]
+        ]
+
+    def _version_factor(self, doc: DocumentInfo, years: set[str]) -> float:
+        """Superseded versions rank below the current one, unless the query names their year."""
+        if doc.path in self._stale:
+            asked_old = years & document_years(doc)
+            current = self._docs.get(self._stale[doc.path])
+            asked_new = current is not None and years & document_years(current)
+            return 1.0 if asked_old and not asked_new else STALE_FACTOR
+        if years and doc.path in self._current_of and not (years & document_years(doc)):
+            olds = [self._docs[p] for p in self._current_of[doc.path] if p in self._docs]
+            if any(years & document_years(old) for old in olds):
+                return STALE_FACTOR
+        return 1.0

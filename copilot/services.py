@@ -34,8 +34,32 @@ def _local_crm(services: Services) -> CRM:
     return LocalCRM(services.engine)
 
 
+def _salesforce_crm(services: Services) -> CRM:
+    from connectors.crm.salesforce import SalesforceCRM
+
+    cfg = services.settings.salesforce
+    if not cfg.instance_url or not cfg.access_token:
+        raise ConfigError(
+            "请设置 COPILOT_SALESFORCE_INSTANCE_URL 和 COPILOT_SALESFORCE_ACCESS_TOKEN（Salesforce 实例地址与访问令牌）"
+        )
+    return SalesforceCRM(instance_url=cfg.instance_url, access_token=cfg.access_token)
+
+
+def _hubspot_crm(services: Services) -> CRM:
+    from connectors.crm.hubspot import HubSpotCRM
+
+    cfg = services.settings.hubspot
+    if not cfg.token:
+        raise ConfigError("请设置 COPILOT_HUBSPOT_TOKEN（HubSpot 私有应用访问令牌）")
+    return HubSpotCRM(base_url=cfg.api_base, token=cfg.token)
+
+
 # Adapters by name (DESIGN §5.1 COPILOT_CRM); the error lists what is valid.
-CRM_REGISTRY: dict[str, Callable[[Services], CRM]] = {"local": _local_crm}
+CRM_REGISTRY: dict[str, Callable[[Services], CRM]] = {
+    "local": _local_crm,
+    "salesforce": _salesforce_crm,
+    "hubspot": _hubspot_crm,
+}
 
 
 def offline_env() -> None:
@@ -131,13 +155,17 @@ class Services:
             from copilot.voice.transcribe import WhisperTranscriber
             from copilot.voice.whisper_model import resolve_whisper_model
 
-            return WhisperTranscriber(resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir))
+            return WhisperTranscriber(
+                resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir)
+            )
 
         return self._once("_transcriber", build)
 
     @cached_property
     def conversation(self) -> Conversation:
-        return Conversation(engine=self.engine, users=self.users, crm=self.crm, kb=lambda: self.kb, llm=self.llm)
+        return Conversation(
+            engine=self.engine, users=self.users, crm=self.crm, kb=lambda: self.kb, llm=self.llm
+        )
 
 
 def build_services(settings: Settings | None = None) -> Services:

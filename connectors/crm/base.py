@@ -114,13 +114,120 @@ class CustomerSnapshot:
         return data
 
 
+# -- writes -------------------------------------------------------------------------------
+# Drafts are what we ask a CRM to record; ``CRMRef`` is what it recorded. Every write carries an
+# idempotency key: writing the same key twice (concurrently, or again after a timeout where the
+# CRM did the first write) leaves ONE record in the CRM and returns the same ``CRMRef``.
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDraft:
+    customer_id: str
+    title: str
+    due: str | None = None  # YYYY-MM-DD
+    owner_user_id: str | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VisitDraft:
+    customer_id: str
+    date: str  # YYYY-MM-DD
+    type: str = ""
+    user_id: str | None = None
+    contacts: tuple[str, ...] = ()
+    notes: str = ""
+    memo_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageUpdate:
+    customer_id: str
+    opportunity_id: str
+    stage: str  # one of STAGES
+    entered: str | None = None  # YYYY-MM-DD; today when omitted
+
+
+@dataclass(frozen=True, slots=True)
+class NoteDraft:
+    customer_id: str
+    body: str
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CRMRef:
+    """A record a write produced (or touched), in the CRM's own ids."""
+
+    crm: str
+    kind: str  # task | visit | opportunity | note
+    id: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"crm": self.crm, "kind": self.kind, "id": self.id}
+
+
+Draft = TaskDraft | VisitDraft | StageUpdate | NoteDraft
+
+# op name (DESIGN §5.4 proposed_change.op) → (draft type, CRM method name)
+WRITE_OPS: dict[str, tuple[type, str]] = {
+    "create_task": (TaskDraft, "create_task"),
+    "log_visit": (VisitDraft, "log_visit"),
+    "update_stage": (StageUpdate, "update_stage"),
+    "add_note": (NoteDraft, "add_note"),
+}
+
+
+def draft_for(op: str, fields: dict[str, Any]) -> Draft:
+    """Build the draft of ``op`` from plain fields (e.g. a suggestion's proposed_change); ValueError if invalid."""
+    if op not in WRITE_OPS:
+        raise ValueError(f"不支持的 CRM 操作：{op}；可选：{', '.join(WRITE_OPS)}")
+    cls = WRITE_OPS[op][0]
+    names = set(cls.__dataclass_fields__)
+    kwargs = {k: v for k, v in fields.items() if k in names}
+    if "contacts" in kwargs:
+        kwargs["contacts"] = tuple(kwargs["contacts"] or ())
+    try:
+        draft = cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{op} 缺少必填字段：{exc}") from exc
+    if isinstance(draft, StageUpdate) and draft.stage not in STAGES:
+        raise ValueError(f"未知阶段：{draft.stage}；可选：{'、'.join(STAGES)}")
+    return draft
+
+
+def draft_fields(draft: Draft) -> dict[str, Any]:
+    data = asdict(draft)
+    if "contacts" in data:
+        data["contacts"] = list(data["contacts"])
+    return data
+
+
+def write(crm: CRM, op: str, draft: Draft, *, idempotency_key: str) -> CRMRef:
+    """Dispatch one write by op name."""
+    return getattr(crm, WRITE_OPS[op][1])(draft, idempotency_key=idempotency_key)
+
+
 class CRM(Protocol):
-    """What the copilot needs from any CRM. Writes arrive with the issue on write-back."""
+    """What the copilot needs from any CRM: customer snapshots to read, four idempotent writes.
+
+    Writes raise ``connectors.crm.errors.CRMUnavailable`` (retry later) or ``CRMRejected`` (don't).
+    """
 
     name: str
 
-    def list_customers(self, *, owner_ids: set[str] | None = None, q: str | None = None) -> list[CustomerSummary]:
+    def list_customers(
+        self, *, owner_ids: set[str] | None = None, q: str | None = None
+    ) -> list[CustomerSummary]:
         """Customers owned by ``owner_ids`` (None = all), optionally matching ``q`` by name/industry/region."""
         ...
 
     def get_customer(self, customer_id: str) -> CustomerSnapshot | None: ...
+
+    def create_task(self, task: TaskDraft, *, idempotency_key: str) -> CRMRef: ...
+
+    def log_visit(self, visit: VisitDraft, *, idempotency_key: str) -> CRMRef: ...
+
+    def update_stage(self, change: StageUpdate, *, idempotency_key: str) -> CRMRef: ...
+
+    def add_note(self, note: NoteDraft, *, idempotency_key: str) -> CRMRef: ...

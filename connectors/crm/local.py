@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, or_, select
+from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from connectors.crm import local_schema as t
 from connectors.crm.base import (
     Contact,
+    CRMRef,
     CustomerSnapshot,
     CustomerSummary,
+    NoteDraft,
     Opportunity,
     Purchase,
     StageEntry,
+    StageUpdate,
     Task,
+    TaskDraft,
     Visit,
+    VisitDraft,
 )
+from connectors.crm.errors import CRMRejected
 
 _CUSTOMER_KEYS = {"id", "name", "tier", "industry", "region", "owner_user_id", "notes"}
 _CHILD_KEYS = {"contacts", "opportunities", "visits", "purchases", "tasks"}
@@ -37,11 +47,14 @@ def _s(value: Any) -> str | None:
 class LocalCRM:
     name = "local"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, today: Callable[[], date] | None = None) -> None:
         self._engine = engine
+        self._today = today or (lambda: datetime.now(UTC).date())
 
     # -- reads -------------------------------------------------------------
-    def list_customers(self, *, owner_ids: set[str] | None = None, q: str | None = None) -> list[CustomerSummary]:
+    def list_customers(
+        self, *, owner_ids: set[str] | None = None, q: str | None = None
+    ) -> list[CustomerSummary]:
         stmt = select(t.customers).order_by(t.customers.c.id)
         if owner_ids is not None:
             stmt = stmt.where(t.customers.c.owner_user_id.in_(sorted(owner_ids)))
@@ -63,9 +76,11 @@ class LocalCRM:
                 return None
 
             def children(table, order):
-                return conn.execute(
-                    select(table).where(table.c.customer_id == customer_id).order_by(*order)
-                ).mappings().all()
+                return (
+                    conn.execute(select(table).where(table.c.customer_id == customer_id).order_by(*order))
+                    .mappings()
+                    .all()
+                )
 
             contacts = children(t.contacts, [t.contacts.c.position])
             opps = children(t.opportunities, [t.opportunities.c.created, t.opportunities.c.id])
@@ -93,12 +108,16 @@ class LocalCRM:
                     stage_entered=o["stage_entered"],
                     expected_close=o["expected_close"],
                     competitors=tuple(o["competitors"] or ()),
-                    stage_history=tuple(StageEntry(h["stage"], h["entered"]) for h in o["stage_history"] or ()),
+                    stage_history=tuple(
+                        StageEntry(h["stage"], h["entered"]) for h in o["stage_history"] or ()
+                    ),
                 )
                 for o in opps
             ),
             visits=tuple(
-                Visit(v["date"], v["type"], v["user_id"], tuple(v["contacts"] or ()), v["notes"], v["memo_id"])
+                Visit(
+                    v["date"], v["type"], v["user_id"], tuple(v["contacts"] or ()), v["notes"], v["memo_id"]
+                )
                 for v in visits
             ),
             purchases=tuple(Purchase(p["month"], p["amount"]) for p in purchases),
@@ -106,6 +125,112 @@ class LocalCRM:
                 Task(k["id"], k["title"], k["created"], k["due"], k["status"], k["completed"]) for k in tasks
             ),
         )
+
+    # -- writes (idempotent by key) -------------------------------------------
+    def create_task(self, task: TaskDraft, *, idempotency_key: str) -> CRMRef:
+        def do(conn) -> str:
+            self._require_customer(conn, task.customer_id)
+            tid = f"tk_{uuid.uuid4().hex[:12]}"
+            extra = {k: v for k, v in {"owner_user_id": task.owner_user_id, "notes": task.notes}.items() if v}
+            conn.execute(
+                insert(t.tasks).values(
+                    id=tid,
+                    customer_id=task.customer_id,
+                    title=task.title,
+                    created=self._today().isoformat(),
+                    due=task.due,
+                    status="open",
+                    custom=extra,
+                )
+            )
+            return tid
+
+        return self._once(idempotency_key, "task", do)
+
+    def log_visit(self, visit: VisitDraft, *, idempotency_key: str) -> CRMRef:
+        def do(conn) -> str:
+            self._require_customer(conn, visit.customer_id)
+            result = conn.execute(
+                insert(t.visits).values(
+                    customer_id=visit.customer_id,
+                    date=visit.date,
+                    type=visit.type,
+                    user_id=visit.user_id,
+                    contacts=list(visit.contacts),
+                    notes=visit.notes,
+                    memo_id=visit.memo_id,
+                    custom={},
+                )
+            )
+            return str(result.inserted_primary_key[0])
+
+        return self._once(idempotency_key, "visit", do)
+
+    def update_stage(self, change: StageUpdate, *, idempotency_key: str) -> CRMRef:
+        def do(conn) -> str:
+            o = t.opportunities.c
+            row = conn.execute(
+                select(o.stage, o.stage_history).where(
+                    o.id == change.opportunity_id, o.customer_id == change.customer_id
+                )
+            ).first()
+            if row is None:
+                raise CRMRejected(
+                    f"商机 {change.opportunity_id} 不存在或不属于该客户", crm=self.name, status=404
+                )
+            if row.stage != change.stage:
+                entered = change.entered or self._today().isoformat()
+                history = [*(row.stage_history or []), {"stage": change.stage, "entered": entered}]
+                conn.execute(
+                    update(t.opportunities)
+                    .where(o.id == change.opportunity_id)
+                    .values(stage=change.stage, stage_entered=entered, stage_history=history)
+                )
+            return change.opportunity_id
+
+        return self._once(idempotency_key, "opportunity", do)
+
+    def add_note(self, note: NoteDraft, *, idempotency_key: str) -> CRMRef:
+        def do(conn) -> str:
+            self._require_customer(conn, note.customer_id)
+            nid = f"nt_{uuid.uuid4().hex[:12]}"
+            conn.execute(
+                insert(t.notes).values(
+                    id=nid,
+                    customer_id=note.customer_id,
+                    body=note.body,
+                    user_id=note.user_id,
+                    created=self._today().isoformat(),
+                    custom={},
+                )
+            )
+            return nid
+
+        return self._once(idempotency_key, "note", do)
+
+    def _require_customer(self, conn, customer_id: str) -> None:
+        if conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id)).first() is None:
+            raise CRMRejected(f"客户 {customer_id} 不存在", crm=self.name, status=404)
+
+    def _once(self, key: str, kind: str, do: Callable[[Any], str]) -> CRMRef:
+        """Apply ``do`` at most once per key. The key row is written first, so concurrent writers of
+        the same key queue on it (SQLite's write lock / PostgreSQL's unique index) and the losers
+        read the winner's record."""
+        wk = t.write_keys.c
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(t.write_keys).values(
+                        key=key, kind=kind, record_id="", created=datetime.now(UTC).isoformat()
+                    )
+                )
+                record_id = do(conn)
+                conn.execute(update(t.write_keys).where(wk.key == key).values(record_id=record_id))
+            return CRMRef(self.name, kind, record_id)
+        except IntegrityError:
+            with self._engine.connect() as conn:
+                row = conn.execute(select(wk.kind, wk.record_id).where(wk.key == key)).one()
+            return CRMRef(self.name, row.kind, row.record_id)
 
     # -- import --------------------------------------------------------------
     def upsert_customer(self, record: dict[str, Any]) -> bool:
@@ -193,7 +318,9 @@ class LocalCRM:
             conn.execute(delete(t.purchases).where(t.purchases.c.customer_id == cid))
             for p in record["purchases"] or []:
                 conn.execute(
-                    insert(t.purchases).values(customer_id=cid, month=str(p["month"]), amount=float(p["amount"]))
+                    insert(t.purchases).values(
+                        customer_id=cid, month=str(p["month"]), amount=float(p["amount"])
+                    )
                 )
         if "tasks" in record:
             conn.execute(delete(t.tasks).where(t.tasks.c.customer_id == cid))

@@ -82,3 +82,24 @@ tasks = Table(
     Column("completed", String(32)),
     Column("custom", JSON, nullable=False, default=dict),
 )
+
+notes = Table(
+    "crm_notes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("user_id", String(64)),
+    Column("created", String(32)),
+    Column("custom", JSON, nullable=False, default=dict),
+)
+
+# Idempotency keys of the writes the local CRM has applied: key → the record it produced.
+write_keys = Table(
+    "crm_write_keys",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("created", String(32), nullable=False),
+)

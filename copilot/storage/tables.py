@@ -106,6 +106,7 @@ audit_log = Table(
     Column("before", JSON),
     Column("after", JSON),
     Column("evidence", JSON),
+    Column("idempotency_key", String(200), index=True),  # links the entry to its outbox row
 )
 
 outbox = Table(
@@ -122,4 +123,6 @@ outbox = Table(
     Column("result", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
+    Column("user_id", String(64), index=True),  # who confirmed the write (told if it fails)
+    Column("locked_until", DateTime(timezone=True)),  # a deliverer's lease; expired leases are reclaimed
 )

@@ -109,6 +109,33 @@ def crm_import(
 
 
 @app.command()
+def outbox(
+    action: Annotated[str, typer.Argument(help="list | retry | cancel")] = "list",
+    ids: Annotated[list[int] | None, typer.Argument(help="retry/cancel 的 outbox 行 id；retry 不填则重试全部失败行")] = None,
+    status: Annotated[str | None, typer.Option(help="list 时按状态过滤：pending delivered failed cancelled")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """待写入 CRM 的变更（发件箱）：查看、重试、取消。"""
+    from copilot.writeback.commands import cancel_outbox, list_outbox, retry_outbox
+
+    engine = services().engine
+    if action == "list":
+        result = list_outbox(engine, status=status)
+    elif action == "retry":
+        result = retry_outbox(engine, ids or None, user_id="cli")
+    elif action == "cancel":
+        if not ids:
+            fail("cancel 需要指定 outbox 行 id")
+        result = cancel_outbox(engine, ids, user_id="cli")
+    else:
+        fail(f"未知操作 {action!r}，可选：list、retry、cancel")
+    if as_json:
+        emit_json(result)
+    else:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+
+
+@app.command()
 def transcribe(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="音频：amr silk m4a mp3 wav ogg …")],
     as_json: JsonOpt = False,

@@ -5,6 +5,7 @@ Channels (web, WeCom, DingTalk) only deliver text here; this module decides what
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, insert
 from connectors.crm.base import CRM
 from copilot.access import customer_for
 from copilot.agent.answer import llm_answer, offline_answer
+from copilot.agent.safety import looks_like_injection
 from copilot.domain import ChatAnswer, User
 from copilot.errors import AppError
 from copilot.llm.chat_model import ChatModel
@@ -23,6 +25,7 @@ from copilot.users import UserDirectory
 if TYPE_CHECKING:
     from knowledge_base.base import KnowledgeBase
 
+logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
 
 
@@ -52,7 +55,11 @@ class Conversation:
             raise AppError("validation_error", f"消息过长（最多 {MAX_MESSAGE_CHARS} 字）。")
         if customer_id:
             customer_for(user, customer_id, crm=self._crm, users=self._users)  # 404 / 403 before any work
-        hits = self._kb().search(message, k=self._k, visible_teams=self._users.visible_teams(user))
+        hits = self._kb().search(message, k=self._k + 2, visible_teams=self._users.visible_teams(user))
+        safe = [h for h in hits if not looks_like_injection(h.chunk.text)]
+        if len(safe) < len(hits):
+            logger.warning("skipped %d instruction-like passages", len(hits) - len(safe))
+        hits = safe[: self._k]
         answer = llm_answer(message, hits, self._llm) if self._llm else offline_answer(message, hits)
         self._remember(user, customer_id, message, answer)
         return answer

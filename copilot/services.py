@@ -72,7 +72,7 @@ def offline_env() -> None:
 @dataclass
 class Services:
     settings: Settings
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @cached_property
     def engine(self) -> Engine:

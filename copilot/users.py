@@ -13,7 +13,7 @@ from sqlalchemy import Engine, insert, select, update
 from copilot.domain import ROLES, User
 from copilot.storage import tables as t
 
-TOKEN_PREFIX = "cpt"
+TOKEN_PREFIX = "cpt"  # noqa: S105 - a public prefix, not a secret
 
 
 def _hash(secret: str) -> str:

@@ -58,7 +58,7 @@ class Conversation:
         hits = self._kb().search(message, k=self._k + 2, visible_teams=self._users.visible_teams(user))
         safe = [h for h in hits if not looks_like_injection(h.chunk.text)]
         if len(safe) < len(hits):
-            logger.warning("skipped %d instruction-like passages", len(hits) - len(safe))
+            logger.info("skipped %d instruction-like passages", len(hits) - len(safe))
         hits = safe[: self._k]
         answer = llm_answer(message, hits, self._llm) if self._llm else offline_answer(message, hits)
         self._remember(user, customer_id, message, answer)

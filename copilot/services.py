@@ -161,6 +161,17 @@ class Services:
 
         return self._once("_transcriber", build)
 
+    @property
+    def jobs(self):
+        """Where long work runs: an in-process pool by default (Redis workers at scale)."""
+
+        def build():
+            from copilot.jobs.inprocess import InProcessJobQueue
+
+            return InProcessJobQueue()
+
+        return self._once("_jobs", build)
+
     @cached_property
     def conversation(self) -> Conversation:
         return Conversation(

@@ -1,15 +1,19 @@
 """Retrieval evaluation (DESIGN §5.2). The system under test is a parameter:
 
-* passages mode: ``index_factory(passages) -> obj`` with ``search(query, k) -> [passage id, ...]``;
-* docs mode: ``kb_factory(docs_dir) -> obj`` with ``search(query, k) -> [hit, ...]`` where each hit has
-  ``chunk.text`` and ``chunk.doc_path`` (or ``document.path``) — a hit counts when it comes from the
-  query's gold ``doc`` and contains every ``answer_contains`` string, whitespace ignored.
+* passages mode: ``index_factory(passages)`` returns a ready index, or ``index_factory()`` returns an
+  empty one that the runner fills with ``add_passages(passages)``; ``search(query, k)`` returns passage
+  ids or hits (a hit's ``chunk.doc_path`` / ``document.path`` is the passage id; duplicates collapse);
+* docs mode: ``kb_factory(docs_dir)`` returns a ready knowledge base, or ``kb_factory()`` an empty one that
+  the runner fills with ``ingest([docs_dir])``; ``search(query, k)`` returns hits with ``chunk.text`` and
+  ``chunk.doc_path`` (or ``document.path``) — a hit counts when it comes from the query's gold ``doc``
+  and contains every ``answer_contains`` string, whitespace ignored.
 
 Both return ``{"n_queries","recall@1","recall@5","recall@10","mrr@10","ndcg@10","p50_ms","p95_ms"}``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -32,7 +36,9 @@ def _rows(data: Path | str | Iterable[Mapping[str, Any]]) -> list[Mapping[str, A
     return load_jsonl(data) if isinstance(data, str | Path) else list(data)
 
 
-def _summary(rankings: list[tuple[Sequence[str], set[str]]], latencies_ms: list[float]) -> dict[str, float | int]:
+def _summary(
+    rankings: list[tuple[Sequence[str], set[str]]], latencies_ms: list[float]
+) -> dict[str, float | int]:
     return {
         "n_queries": len(rankings),
         "recall@1": round(mean([recall_at_k(r, rel, 1) for r, rel in rankings]), 4),
@@ -45,6 +51,23 @@ def _summary(rankings: list[tuple[Sequence[str], set[str]]], latencies_ms: list[
     }
 
 
+def _takes_data(factory: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+def _ranked_ids(results: Iterable[Any]) -> list[str]:
+    ids: list[str] = []
+    for item in results:
+        pid = item if isinstance(item, str) else _hit_path(item)
+        if pid not in ids:
+            ids.append(pid)
+    return ids
+
+
 def run_retrieval_passages(
     passages: Path | str | Iterable[Mapping[str, Any]],
     queries: Path | str | Iterable[Mapping[str, Any]],
@@ -52,12 +75,17 @@ def run_retrieval_passages(
     index_factory: Callable[[list[Mapping[str, Any]]], Any],
     k: int = 10,
 ) -> dict[str, float | int]:
-    index = index_factory(_rows(passages))
+    rows = _rows(passages)
+    if _takes_data(index_factory):
+        index = index_factory(rows)
+    else:
+        index = index_factory()
+        index.add_passages(rows)
     depth = max(k, 10)
     rankings, latencies = [], []
     for query in _rows(queries):
         started = time.perf_counter()
-        ranked = [str(pid) for pid in index.search(query["query"], depth)]
+        ranked = _ranked_ids(index.search(query["query"], k=depth))
         latencies.append((time.perf_counter() - started) * 1000)
         rankings.append((ranked, {str(p) for p in query.get("positives", [])}))
     return _summary(rankings, latencies)
@@ -88,14 +116,20 @@ def run_retrieval_docs(
     kb_factory: Callable[[Path], Any],
     k: int = 10,
 ) -> dict[str, float | int]:
-    kb = kb_factory(Path(docs_dir))
+    if _takes_data(kb_factory):
+        kb = kb_factory(Path(docs_dir))
+    else:
+        kb = kb_factory()
+        kb.ingest([Path(docs_dir)])
     depth = max(k, 10)
     rankings, latencies = [], []
     for query in _rows(queries):
         started = time.perf_counter()
-        hits = kb.search(query["query"], depth)
+        hits = kb.search(query["query"], k=depth)
         latencies.append((time.perf_counter() - started) * 1000)
         answers = list(query.get("answer_contains", []))
-        ranked = [GOLD if is_answer_hit(h, query["doc"], answers) else f"\0miss{n}" for n, h in enumerate(hits)]
+        ranked = [
+            GOLD if is_answer_hit(h, query["doc"], answers) else f"\0miss{n}" for n, h in enumerate(hits)
+        ]
         rankings.append((ranked, {GOLD}))
     return _summary(rankings, latencies)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
 
+MAX_MSG_ID = 191
+
 metadata = MetaData()
 
 teams = Table(
@@ -125,4 +127,19 @@ outbox = Table(
     Column("delivered_at", DateTime(timezone=True)),
     Column("user_id", String(64), index=True),  # who confirmed the write (told if it fails)
     Column("locked_until", DateTime(timezone=True)),  # a deliverer's lease; expired leases are reclaimed
+)
+
+# Inbound channel messages, for dedup of platform retries: ids and statuses only, never content.
+channel_messages = Table(
+    "channel_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),
+    Column("msg_id", String(MAX_MSG_ID), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("user_id", String(64)),
+    Column("status", String(16), nullable=False),  # received | replied | unbound | ignored | failed
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    UniqueConstraint("channel", "msg_id", name="uq_channel_messages_channel_msg_id"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,15 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture
-def services(tmp_path) -> Services:
-    return build_services(Settings())
+def services(request, monkeypatch) -> Services:
+    """Embedded deployment by default; COPILOT_TEST_BACKEND=postgres runs the same tests on the
+    local PostgreSQL (a fresh database per test)."""
+    if os.environ.get("COPILOT_TEST_BACKEND") == "postgres":
+        monkeypatch.setenv("COPILOT_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    built = build_services(Settings())
+    yield built
+    if "engine" in built.__dict__:
+        built.engine.dispose()
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock
+
 from copilot.voice import ModelUnavailable
 
 MODEL_NAME = "whisper-base"
@@ -96,6 +98,22 @@ def ensure_whisper_model(models_dir: Path) -> Path:
     target = Path(models_dir) / MODEL_NAME
     if _manifest_ok(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A file lock, so parallel processes (test workers, API + worker) build it once and never
+    # delete a folder another process has just published.
+    with FileLock(str(target.parent / f".{MODEL_NAME}.lock")):
+        if _manifest_ok(target):
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
+        try:
+            _build_into(tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; a shared models dir must stay readable
+            if target.exists():  # a stale or half-written folder from an interrupted run
+                shutil.rmtree(target, ignore_errors=True)
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from knowledge_base.catalog import Catalog, kb_chunks, kb_documents, kb_terms
+from knowledge_base.catalog import Catalog, kb_documents, kb_terms
 from knowledge_base.chunking import DEFAULT_MAX_CHARS
 from knowledge_base.documents import Chunk, DocumentInfo, Hit
 from knowledge_base.embedder import Embedder
@@ -52,7 +52,11 @@ class KnowledgeBase:
         self.weights = weights or RetrievalWeights()
         self.catalog = Catalog(engine)
         self.vectors = ChromaVectorIndex(
-            path=chroma_path, url=chroma_url, collection=collection, embedder_name=embedder.name, dim=embedder.dim
+            path=chroma_path,
+            url=chroma_url,
+            collection=collection,
+            embedder_name=embedder.name,
+            dim=embedder.dim,
         )
         self.tokenizer = ChineseTokenizer(self.catalog.terms())
         self.keywords = KeywordIndex(self.tokenizer)
@@ -69,15 +73,31 @@ class KnowledgeBase:
         self._stale: dict[str, str] = {}
         self._current_of: dict[str, set[str]] = {}
         self._boosts: dict[str, float] = {}
+        self._terms_version = 0  # bumped when chunks are re-cut without a document change
 
     # ------------------------------------------------------------------ writing
-    def ingest(self, paths: Sequence[Path | str] | Path | str, progress: Progress | None = None) -> IngestReport:
+    def ingest(
+        self, paths: Sequence[Path | str] | Path | str, progress: Progress | None = None
+    ) -> IngestReport:
         if isinstance(paths, str | Path):
             paths = [paths]
         with self._lock:
             report = self._ingestor.ingest(list(paths), progress)
             self._marker = None  # rebuild the keyword index and version map on the next search
         return report
+
+    def add_passages(self, passages: Iterable[Mapping[str, object]], *, batch_size: int = 512) -> int:
+        """Index bare passages (``{"id","text","title"?}``) as one-chunk documents whose path is the id.
+
+        Used by ``copilot eval retrieval --passages``: the passages go through the same catalogue, vector
+        store, BM25 and fusion as ingested documents.
+        """
+        from knowledge_base.ingest import add_passages
+
+        with self._lock:
+            count = add_passages(self._ingestor, passages, batch_size=batch_size)
+            self._marker = None
+        return count
 
     def add_terms(self, terms: Iterable[str]) -> int:
         """Teach the keyword tokenizer product, competitor and customer names; re-cuts affected chunks."""
@@ -98,6 +118,7 @@ class KnowledgeBase:
                         for cid, c in chunks.items()
                     }
                 )
+            self._terms_version += 1
             self._marker = None
             return len(new)
 
@@ -126,7 +147,12 @@ class KnowledgeBase:
 
     def stats(self) -> dict[str, object]:
         counts = self.catalog.counts()
-        return {**counts, "vectors": self.vectors.count(), "embedder": self.embedder.name, "dim": self.embedder.dim}
+        return {
+            **counts,
+            "vectors": self.vectors.count(),
+            "embedder": self.embedder.name,
+            "dim": self.embedder.dim,
+        }
 
     # ------------------------------------------------------------------ search
     def _catalog_marker(self) -> tuple:
@@ -134,9 +160,8 @@ class KnowledgeBase:
             docs = conn.execute(
                 sa.select(sa.func.count(), sa.func.max(kb_documents.c.ingested_at)).select_from(kb_documents)
             ).one()
-            chunks = conn.execute(sa.select(sa.func.count()).select_from(kb_chunks)).scalar()
             terms = conn.execute(sa.select(sa.func.count()).select_from(kb_terms)).scalar()
-        return (*docs, chunks, terms)
+        return (*docs, terms, self._terms_version)
 
     def _refresh(self) -> None:
         """Load documents, versions and the keyword index from the catalogue when it changed (also when
@@ -171,10 +196,17 @@ class KnowledgeBase:
             return []
         self._refresh()
         docs = self._docs
-        allowed = {p for p, d in docs.items() if document_allowed(d, visible_teams) and matches_filters(d, filters)}
+        if visible_teams is None and not filters:
+            allowed, scope = docs.keys(), None  # the common fast path: no per-document checks
+        else:
+            allowed = {
+                p
+                for p, d in docs.items()
+                if document_allowed(d, visible_teams) and matches_filters(d, filters)
+            }
+            scope = None if len(allowed) == len(docs) else allowed
         if not allowed:
             return []
-        scope = None if len(allowed) == len(docs) else allowed
         n = max(self.weights.candidates, 4 * k)
         dense: list[tuple[str, float]] = []
         if self.weights.dense > 0:
@@ -182,7 +214,8 @@ class KnowledgeBase:
             dense = self.vectors.search(vector, n, allowed_docs=scope)
         sparse = self.keywords.search(query, n, allowed_docs=scope) if self.weights.keyword > 0 else []
         fused = rrf_fuse(
-            [[cid for cid, _ in dense], [cid for cid, _ in sparse]], [self.weights.dense, self.weights.keyword]
+            [[cid for cid, _ in dense], [cid for cid, _ in sparse]],
+            [self.weights.dense, self.weights.keyword],
         )
         for cid, boost in self._boosts.items():
             if cid in fused:

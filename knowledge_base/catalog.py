@@ -48,7 +48,9 @@ kb_chunks = sa.Table(
     sa.Column("row", sa.Integer),
     sa.Column("sheet", sa.String(256)),
     sa.Column("fields", sa.JSON, nullable=False),
-    sa.Column("tokens", sa.Text, nullable=False),  # space-joined BM25 tokens, so a new process need not re-cut
+    sa.Column(
+        "tokens", sa.Text, nullable=False
+    ),  # space-joined BM25 tokens, so a new process need not re-cut
 )
 
 kb_terms = sa.Table(
@@ -104,12 +106,16 @@ class Catalog:
     def hashes(self) -> dict[str, tuple[str, str]]:
         """path -> (content hash, root) of every document."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(kb_documents.c.path, kb_documents.c.content_hash, kb_documents.c.root))
+            rows = conn.execute(
+                sa.select(kb_documents.c.path, kb_documents.c.content_hash, kb_documents.c.root)
+            )
             return {r.path: (r.content_hash, r.root) for r in rows}
 
     def documents(self) -> list[DocumentInfo]:
         with self.engine.connect() as conn:
-            return [_document(r) for r in conn.execute(sa.select(*_DOC_COLUMNS).order_by(kb_documents.c.path))]
+            return [
+                _document(r) for r in conn.execute(sa.select(*_DOC_COLUMNS).order_by(kb_documents.c.path))
+            ]
 
     def document(self, path: str) -> DocumentInfo | None:
         with self.engine.connect() as conn:
@@ -120,52 +126,70 @@ class Catalog:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(kb_documents.c.text).where(kb_documents.c.path == path)).scalar()
 
-    def replace_document(
-        self, info: DocumentInfo, *, root: str, text: str, chunks: list[Chunk], tokens: list[str]
-    ) -> None:
-        """Insert or replace a document and all its chunks in one transaction."""
+    def replace_documents(
+        self, items: list[tuple[DocumentInfo, str, str, list[Chunk], list[str]]]
+    ) -> list[str]:
+        """Insert or replace documents and all their chunks in one transaction.
+
+        ``items``: (info, root, full text, chunks, BM25 token strings). Returns the ids of chunks that
+        existed before and are gone now (to delete from the vector store)."""
+        if not items:
+            return []
+        paths = [info.path for info, *_ in items]
+        now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:
-            conn.execute(kb_chunks.delete().where(kb_chunks.c.doc_path == info.path))
-            conn.execute(kb_documents.delete().where(kb_documents.c.path == info.path))
+            old_ids: set[str] = set()
+            for start in range(0, len(paths), 500):
+                part = paths[start : start + 500]
+                old_ids.update(
+                    conn.execute(sa.select(kb_chunks.c.id).where(kb_chunks.c.doc_path.in_(part))).scalars()
+                )
+                conn.execute(kb_chunks.delete().where(kb_chunks.c.doc_path.in_(part)))
+                conn.execute(kb_documents.delete().where(kb_documents.c.path.in_(part)))
             conn.execute(
-                kb_documents.insert().values(
-                    path=info.path,
-                    root=root,
-                    title=info.title,
-                    date=info.date,
-                    doc_type=info.doc_type,
-                    content_hash=info.content_hash,
-                    industry=info.industry,
-                    product=info.product,
-                    visibility=list(info.visibility),
-                    supersedes=info.supersedes,
-                    text=text,
-                    ingested_at=dt.datetime.now(dt.UTC),
-                )
+                kb_documents.insert(),
+                [
+                    {
+                        "path": info.path,
+                        "root": root,
+                        "title": info.title,
+                        "date": info.date,
+                        "doc_type": info.doc_type,
+                        "content_hash": info.content_hash,
+                        "industry": info.industry,
+                        "product": info.product,
+                        "visibility": list(info.visibility),
+                        "supersedes": info.supersedes,
+                        "text": text,
+                        "ingested_at": now,
+                    }
+                    for info, root, text, _, _ in items
+                ],
             )
-            if chunks:
-                conn.execute(
-                    kb_chunks.insert(),
-                    [
-                        {
-                            "id": c.id,
-                            "doc_path": c.doc_path,
-                            "ordinal": n,
-                            "text": c.text,
-                            "start_offset": c.start,
-                            "end_offset": c.end,
-                            "page": c.locator.page,
-                            "section": c.locator.section,
-                            "heading": c.locator.heading,
-                            "paragraph": c.locator.paragraph,
-                            "row": c.locator.row,
-                            "sheet": c.locator.sheet,
-                            "fields": dict(c.fields),
-                            "tokens": toks,
-                        }
-                        for n, (c, toks) in enumerate(zip(chunks, tokens, strict=True))
-                    ],
-                )
+            rows = [
+                {
+                    "id": c.id,
+                    "doc_path": c.doc_path,
+                    "ordinal": n,
+                    "text": c.text,
+                    "start_offset": c.start,
+                    "end_offset": c.end,
+                    "page": c.locator.page,
+                    "section": c.locator.section,
+                    "heading": c.locator.heading,
+                    "paragraph": c.locator.paragraph,
+                    "row": c.locator.row,
+                    "sheet": c.locator.sheet,
+                    "fields": dict(c.fields),
+                    "tokens": toks,
+                }
+                for _, _, _, chunks, tokens in items
+                for n, (c, toks) in enumerate(zip(chunks, tokens, strict=True))
+            ]
+            if rows:
+                conn.execute(kb_chunks.insert(), rows)
+        new_ids = {r["id"] for r in rows}
+        return sorted(old_ids - new_ids)
 
     def delete_document(self, path: str) -> list[str]:
         """Remove a document; returns the ids of its chunks (for the vector index)."""
@@ -209,14 +233,19 @@ class Catalog:
             return []
         condition = sa.or_(*(kb_chunks.c.text.contains(t, autoescape=True) for t in terms))
         with self.engine.connect() as conn:
-            return [(r.id, r.text) for r in conn.execute(sa.select(kb_chunks.c.id, kb_chunks.c.text).where(condition))]
+            return [
+                (r.id, r.text)
+                for r in conn.execute(sa.select(kb_chunks.c.id, kb_chunks.c.text).where(condition))
+            ]
 
     def update_tokens(self, tokens: dict[str, str]) -> None:
         if not tokens:
             return
         with self.engine.begin() as conn:
             conn.execute(
-                kb_chunks.update().where(kb_chunks.c.id == sa.bindparam("cid")).values(tokens=sa.bindparam("tok")),
+                kb_chunks.update()
+                .where(kb_chunks.c.id == sa.bindparam("cid"))
+                .values(tokens=sa.bindparam("tok")),
                 [{"cid": k, "tok": v} for k, v in tokens.items()],
             )
 

@@ -111,7 +111,7 @@ def chunk_document(doc: LoadedDocument, *, max_chars: int = DEFAULT_MAX_CHARS) -
 
 
 def chunk_id(doc_path: str, content_hash: str, span: Span) -> str:
-    digest = hashlib.sha1(f"{doc_path}\0{content_hash}\0{span.start}:{span.end}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{doc_path}\0{content_hash}\0{span.start}:{span.end}".encode()).hexdigest()
     return "c_" + digest[:16]
 
 

@@ -309,7 +309,12 @@ def _tokenizer_json(image: _Image) -> str:
         "padding": None,
         "added_tokens": added,
         "normalizer": {"type": "Sequence", "normalizers": _normalizer_steps(image.norm_map)},
-        "pre_tokenizer": {"type": "Metaspace", "replacement": _META, "prepend_scheme": "always", "split": True},
+        "pre_tokenizer": {
+            "type": "Metaspace",
+            "replacement": _META,
+            "prepend_scheme": "always",
+            "split": True,
+        },
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [

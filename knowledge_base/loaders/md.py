@@ -85,7 +85,9 @@ def load(path: Path) -> LoadedDocument:
             else:
                 row_index += 1
                 headers = table_header or [""] * len(row_cells)
-                fields = {h or f"列{n + 1}": c for n, (h, c) in enumerate(zip(headers, row_cells, strict=False))}
+                fields = {
+                    h or f"列{n + 1}": c for n, (h, c) in enumerate(zip(headers, row_cells, strict=False))
+                }
                 locator = Locator(section=section, heading=heading, row=row_index)
                 builder.block(row_text(fields), locator, fields)
         elif token.type == "inline":

@@ -6,7 +6,9 @@ import csv
 from pathlib import Path
 
 
-def write_md(path: Path, sections: list[tuple[str, list[str]]], *, title: str | None = None, front: str = "") -> Path:
+def write_md(
+    path: Path, sections: list[tuple[str, list[str]]], *, title: str | None = None, front: str = ""
+) -> Path:
     lines = [f"---\n{front}---\n"] if front else []
     if title:
         lines.append(f"# {title}\n")
@@ -29,9 +31,7 @@ def write_txt(path: Path, sections: list[tuple[str, list[str]]], *, encoding: st
 
 
 def write_html(path: Path, sections: list[tuple[str, list[str]]], *, title: str = "网页") -> Path:
-    body = "".join(
-        f"<h2>{h}</h2>" + "".join(f"<p>{p}</p>" for p in paragraphs) for h, paragraphs in sections
-    )
+    body = "".join(f"<h2>{h}</h2>" + "".join(f"<p>{p}</p>" for p in paragraphs) for h, paragraphs in sections)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"<html><head><title>{title}</title><script>var x='不要索引';</script></head><body>{body}</body></html>",
@@ -112,8 +112,20 @@ def write_xlsx(path: Path, sheets: dict[str, list[list[str]]]) -> Path:
 
 TALK_TRACK_ROWS = [
     ["场景标签", "客户问题", "标准应答话术", "适用行业", "配套工具"],
-    ["价格异议", "你们比竞品贵太多了", "先认同客户关注成本，再用三年总拥有成本对比说明我们更省。", "制造", "TCO计算器"],
-    ["预算冻结", "今年预算没了", "建议先做小范围试点，费用可以分期，明年预算再扩展。", "医疗", "试点方案模板"],
+    [
+        "价格异议",
+        "你们比竞品贵太多了",
+        "先认同客户关注成本，再用三年总拥有成本对比说明我们更省。",
+        "制造",
+        "TCO计算器",
+    ],
+    [
+        "预算冻结",
+        "今年预算没了",
+        "建议先做小范围试点，费用可以分期，明年预算再扩展。",
+        "医疗",
+        "试点方案模板",
+    ],
     ["交付周期", "多久能上线", "标准版四周上线，含两次现场培训。", "通用", "实施计划表"],
 ]
 
@@ -123,7 +135,10 @@ def build_corpus(root: Path) -> Path:
     write_md(
         root / "话术" / "价格异议处理.md",
         [
-            ("1. 客户嫌贵", ["客户说太贵了时，先认同客户的感受。再用总拥有成本（TCO）说明长期价值，不要急于降价。"]),
+            (
+                "1. 客户嫌贵",
+                ["客户说太贵了时，先认同客户的感受。再用总拥有成本（TCO）说明长期价值，不要急于降价。"],
+            ),
             ("2. 预算冻结", ["客户说今年预算冻结时，可以提出分期付款，或者先做小范围试点。"]),
         ],
         title="价格异议处理话术",
@@ -148,16 +163,24 @@ def build_corpus(root: Path) -> Path:
     )
     write_docx(
         root / "案例" / "客户案例.docx",
-        [("华东汽车零部件厂", ["上线后设备停机时间下降了百分之三十。"]), ("某三甲医院", ["实现了医疗设备的全生命周期管理。"])],
+        [
+            ("华东汽车零部件厂", ["上线后设备停机时间下降了百分之三十。"]),
+            ("某三甲医院", ["实现了医疗设备的全生命周期管理。"]),
+        ],
         page_break_after_section=True,
     )
     write_csv(root / "话术" / "常见问题.csv", TALK_TRACK_ROWS)
-    write_xlsx(root / "话术" / "话术库.xlsx", {"价格": TALK_TRACK_ROWS[:2], "交付": [TALK_TRACK_ROWS[0], TALK_TRACK_ROWS[3]]})
+    write_xlsx(
+        root / "话术" / "话术库.xlsx",
+        {"价格": TALK_TRACK_ROWS[:2], "交付": [TALK_TRACK_ROWS[0], TALK_TRACK_ROWS[3]]},
+    )
     secret = write_md(
         root / "内部" / "团队B报价底线.md",
         [("1. 底价", ["团队B专用：旗舰版底价为每年十二万元。"])],
         title="团队B报价底线",
     )
-    (secret.parent / (secret.name + ".meta.yaml")).write_text("visibility: [team_b]\ntype: policy\n", encoding="utf-8")
+    (secret.parent / (secret.name + ".meta.yaml")).write_text(
+        "visibility: [team_b]\ntype: policy\n", encoding="utf-8"
+    )
     (root / "坏文件.docx").write_bytes(b"this is not a zip file")
     return root

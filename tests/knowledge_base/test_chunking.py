@@ -13,9 +13,31 @@ from hypothesis import strategies as st
 from knowledge_base.chunking import chunk_document, make_chunks, sentence_spans
 from knowledge_base.documents import Block, LoadedDocument, Locator
 from knowledge_base.loaders import load_document
-from tests.knowledge_base.corpus import write_csv, write_docx, write_html, write_md, write_pdf, write_txt, write_xlsx
+from tests.knowledge_base.corpus import (
+    write_csv,
+    write_docx,
+    write_html,
+    write_md,
+    write_pdf,
+    write_txt,
+    write_xlsx,
+)
 
-_WORDS = ["客户", "价格", "预算", "交付", "我们", "方案", "试点", "审批", "服务", "TCO", "折扣", "竞品", "value"]
+_WORDS = [
+    "客户",
+    "价格",
+    "预算",
+    "交付",
+    "我们",
+    "方案",
+    "试点",
+    "审批",
+    "服务",
+    "TCO",
+    "折扣",
+    "竞品",
+    "value",
+]
 _ENDS = ["。", "！", "？", "；", "，"]
 
 sentence = st.builds(
@@ -39,10 +61,18 @@ def _write(fmt: str, folder: Path, secs: list[tuple[str, list[str]]]) -> Path:
     if fmt == "html":
         return write_html(path, secs)
     if fmt == "docx":
-        return write_docx(path, secs, table=[["问题", "回答"], *[[h, p[0]] for h, p in secs]], page_break_after_section=True)
+        return write_docx(
+            path, secs, table=[["问题", "回答"], *[[h, p[0]] for h, p in secs]], page_break_after_section=True
+        )
     if fmt == "pdf":
         # one section per page; short lines so that they fit the page width
-        return write_pdf(path, [[h, *[p[i : i + 30] for para in ps for i in range(0, len(para), 30) for p in [para]]] for h, ps in secs])
+        return write_pdf(
+            path,
+            [
+                [h, *[p[i : i + 30] for para in ps for i in range(0, len(para), 30) for p in [para]]]
+                for h, ps in secs
+            ],
+        )
     rows = [["场景", "话术"], *[[h, p] for h, ps in secs for p in ps]]
     return write_csv(path, rows) if fmt == "csv" else write_xlsx(path, {"表1": rows, "表2": rows[:2]})
 
@@ -86,7 +116,12 @@ def test_long_paragraphs_split_at_chinese_sentence_ends():
     text = "第一句话比较长一些。第二句话也不短！第三句是问题吗？第四句；结尾"
     doc = _doc([text])
     spans = chunk_document(doc, max_chars=12)
-    assert [doc.text[s.start : s.end] for s in spans] == ["第一句话比较长一些。", "第二句话也不短！", "第三句是问题吗？第四句；", "结尾"]
+    assert [doc.text[s.start : s.end] for s in spans] == [
+        "第一句话比较长一些。",
+        "第二句话也不短！",
+        "第三句是问题吗？第四句；",
+        "结尾",
+    ]
     assert all(s.locator.paragraph == 1 for s in spans)
 
 
@@ -96,11 +131,17 @@ def test_short_paragraphs_of_one_section_are_packed_but_sections_never_mix():
     assert len(spans) == 1 and doc.text[spans[0].start : spans[0].end] == "甲。\n\n乙。\n\n丙。"
     two = LoadedDocument(
         text="甲。\n\n乙。",
-        blocks=(Block(0, 2, Locator(section="1", paragraph=1)), Block(4, 6, Locator(section="2", paragraph=1))),
+        blocks=(
+            Block(0, 2, Locator(section="1", paragraph=1)),
+            Block(4, 6, Locator(section="2", paragraph=1)),
+        ),
     )
     assert [(s.start, s.end, s.locator.section) for s in chunk_document(two)] == [(0, 2, "1"), (4, 6, "2")]
 
 
 def test_sentence_spans_keep_closing_quotes_with_their_sentence():
     text = "他说：“太贵了。”我们回答：“算总账！”"
-    assert [text[a:b] for a, b in sentence_spans(text, 0, len(text))] == ["他说：“太贵了。”", "我们回答：“算总账！”"]
+    assert [text[a:b] for a, b in sentence_spans(text, 0, len(text))] == [
+        "他说：“太贵了。”",
+        "我们回答：“算总账！”",
+    ]

@@ -146,3 +146,13 @@ def test_openai_compatible_endpoint_is_called_with_key_and_batches(fake_embeddin
     assert requests[0]["auth"] == "Bearer sk-test"
     assert requests[0]["model"] == "bge-m3"
     assert embedder.dim == 3
+
+
+@pytest.mark.models
+def test_resolve_embedding_model_locates_the_bundled_model_without_loading_it(models_dir, tmp_path):
+    from knowledge_base.embedder import resolve_embedding_model
+
+    info = resolve_embedding_model(None, models_dir=models_dir, verify=True)
+    assert info["name"] == "multilingual-e5-small" and info["dim"] == 384 and info["sha256_ok"] is True
+    with pytest.raises(ModelUnavailable):
+        resolve_embedding_model(str(tmp_path), models_dir=models_dir)

@@ -36,7 +36,9 @@ def test_markdown_sections_paragraphs_and_front_matter(tmp_path):
 
 def test_markdown_table_rows_keep_header_fields(tmp_path):
     path = tmp_path / "t.md"
-    path.write_text("## 话术表\n\n| 客户问题 | 标准应答话术 |\n|---|---|\n| 太贵 | 算总账 |\n| 没预算 | 分期 |\n", "utf-8")
+    path.write_text(
+        "## 话术表\n\n| 客户问题 | 标准应答话术 |\n|---|---|\n| 太贵 | 算总账 |\n| 没预算 | 分期 |\n", "utf-8"
+    )
     doc = load_document(path)
     assert [b.fields for b in doc.blocks] == [
         {"客户问题": "太贵", "标准应答话术": "算总账"},
@@ -60,9 +62,14 @@ def test_html_skips_scripts_and_keeps_headings(tmp_path):
 
 
 def test_pdf_blocks_carry_page_numbers(tmp_path):
-    doc = load_document(write_pdf(tmp_path / "a.pdf", [["1. 概述", "第一页的内容。"], ["2. 交付", "四周交付。"]]))
+    doc = load_document(
+        write_pdf(tmp_path / "a.pdf", [["1. 概述", "第一页的内容。"], ["2. 交付", "四周交付。"]])
+    )
     assert _texts(doc) == ["第一页的内容。", "四周交付。"]
-    assert [(b.locator.page, b.locator.section, b.locator.paragraph) for b in doc.blocks] == [(1, "1", 1), (2, "2", 1)]
+    assert [(b.locator.page, b.locator.section, b.locator.paragraph) for b in doc.blocks] == [
+        (1, "1", 1),
+        (2, "2", 1),
+    ]
 
 
 def test_docx_headings_tables_and_page_breaks(tmp_path):
@@ -70,7 +77,11 @@ def test_docx_headings_tables_and_page_breaks(tmp_path):
     doc = load_document(path)
     paragraphs = [b for b in doc.blocks if b.locator.row is None]
     rows = [b for b in doc.blocks if b.locator.row is not None]
-    assert [doc.text[b.start : b.end] for b in paragraphs] == ["先认同。再讲价值！", "第二段：算总账。", "先做试点。"]
+    assert [doc.text[b.start : b.end] for b in paragraphs] == [
+        "先认同。再讲价值！",
+        "第二段：算总账。",
+        "先做试点。",
+    ]
     assert [b.locator.page for b in paragraphs] == [1, 1, 2]
     assert rows[0].fields["客户问题"] == "你们比竞品贵太多了" and rows[1].locator.row == 2
 
@@ -80,7 +91,9 @@ def test_csv_and_xlsx_rows_are_blocks_with_fields(tmp_path):
     assert len(csv_doc.blocks) == 3
     assert csv_doc.blocks[1].fields["标准应答话术"].startswith("建议先做小范围试点")
     assert csv_doc.blocks[1].locator.row == 2
-    xlsx_doc = load_document(write_xlsx(tmp_path / "a.xlsx", {"价格": TALK_TRACK_ROWS[:2], "交付": TALK_TRACK_ROWS[::3]}))
+    xlsx_doc = load_document(
+        write_xlsx(tmp_path / "a.xlsx", {"价格": TALK_TRACK_ROWS[:2], "交付": TALK_TRACK_ROWS[::3]})
+    )
     assert [(b.locator.sheet, b.locator.row) for b in xlsx_doc.blocks] == [("价格", 1), ("交付", 1)]
     assert xlsx_doc.blocks[1].fields["配套工具"] == "实施计划表"
 
@@ -117,11 +130,23 @@ def test_metadata_priority_sidecar_over_front_matter_over_text_over_folder(tmp_p
         return resolve(doc, rel_path="话术/价格.md", sidecar=sidecar, folder_meta=folder_metadata(path, root))
 
     meta = resolved({})
-    assert (meta.title, meta.date, meta.doc_type, meta.industry) == ("前言标题", "2025-02-01", "talk_track", "医疗")
+    assert (meta.title, meta.date, meta.doc_type, meta.industry) == (
+        "前言标题",
+        "2025-02-01",
+        "talk_track",
+        "医疗",
+    )
     assert meta.product == "旗舰版" and meta.visibility == ("team_a",)
-    sidecar_path(path).write_text("title: 边车标题\ndate: 2026年3月1日\ntype: objection\nvisibility: all\n", "utf-8")
+    sidecar_path(path).write_text(
+        "title: 边车标题\ndate: 2026年3月1日\ntype: objection\nvisibility: all\n", "utf-8"
+    )
     meta = resolved(read_yaml(sidecar_path(path)))
-    assert (meta.title, meta.date, meta.doc_type, meta.visibility) == ("边车标题", "2026-03-01", "objection", ("all",))
+    assert (meta.title, meta.date, meta.doc_type, meta.visibility) == (
+        "边车标题",
+        "2026-03-01",
+        "objection",
+        ("all",),
+    )
 
 
 def test_date_lines_and_folder_types_fill_in_when_nothing_is_declared(tmp_path):
@@ -130,5 +155,10 @@ def test_date_lines_and_folder_types_fill_in_when_nothing_is_declared(tmp_path):
     assert date_from_text("没有日期") is None
     doc = load_document(write_txt(tmp_path / "x.txt", [("1. 范围", ["生效日期：2026年1月15日。"])]))
     meta = resolve(doc, rel_path="talk_tracks/sub/x.txt", sidecar={}, folder_meta={})
-    assert (meta.title, meta.date, meta.doc_type, meta.visibility) == ("x", "2026-01-15", "talk_track", ("all",))
+    assert (meta.title, meta.date, meta.doc_type, meta.visibility) == (
+        "x",
+        "2026-01-15",
+        "talk_track",
+        ("all",),
+    )
     assert resolve(doc, rel_path="misc/x.txt", sidecar={}, folder_meta={}).doc_type == "other"

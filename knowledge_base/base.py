@@ -13,10 +13,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from knowledge_base.catalog import Catalog, kb_documents, kb_terms
+from knowledge_base.catalog import Catalog
 from knowledge_base.chunking import DEFAULT_MAX_CHARS
 from knowledge_base.documents import Chunk, DocumentInfo, Hit
 from knowledge_base.embedder import Embedder
@@ -27,8 +26,8 @@ from knowledge_base.retrieval import (
     RetrievalWeights,
     document_allowed,
     document_years,
+    fuse,
     matches_filters,
-    rrf_fuse,
     version_status,
     years_named,
 )
@@ -156,12 +155,7 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ search
     def _catalog_marker(self) -> tuple:
-        with self.engine.connect() as conn:
-            docs = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(kb_documents.c.ingested_at)).select_from(kb_documents)
-            ).one()
-            terms = conn.execute(sa.select(sa.func.count()).select_from(kb_terms)).scalar()
-        return (*docs, terms, self._terms_version)
+        return (self.catalog.version(), self._terms_version)
 
     def _refresh(self) -> None:
         """Load documents, versions and the keyword index from the catalogue when it changed (also when
@@ -213,10 +207,7 @@ class KnowledgeBase:
             vector = self.embedder.embed_queries([query])[0]
             dense = self.vectors.search(vector, n, allowed_docs=scope)
         sparse = self.keywords.search(query, n, allowed_docs=scope) if self.weights.keyword > 0 else []
-        fused = rrf_fuse(
-            [[cid for cid, _ in dense], [cid for cid, _ in sparse]],
-            [self.weights.dense, self.weights.keyword],
-        )
+        fused = fuse([dense, sparse], self.weights)
         for cid, boost in self._boosts.items():
             if cid in fused:
                 fused[cid] *= 1.0 + boost
@@ -236,7 +227,7 @@ class KnowledgeBase:
                 chunk=chunk,
                 document=doc,
                 score=round(score, 6),
-                matched_terms=self.keywords.matched_terms(query, chunk.text),
+                matched_terms=self.keywords.matched_terms(query, chunk.text),  # query cut once, cached
                 stale=doc.path in self._stale,
             )
             for score, chunk, doc in scored[:k]

@@ -76,6 +76,13 @@ _STOPWORDS = frozenset(
         "哪里",
         "哪些",
         "多少",
+        "咋",
+        "咋办",
+        "怎么办",
+        "怎么样",
+        "你好",
+        "您好",
+        "客户",  # in a sales knowledge base nearly every paragraph names the customer
         "the",
         "a",
         "an",
@@ -125,7 +132,8 @@ class ChineseTokenizer:
             words = self._jieba.lcut_for_search(text)
         out = [w for w in (w.strip() for w in words) if w and w not in _STOPWORDS and _WORDLIKE.search(w)]
         for run in _CJK.findall(text):
-            out.extend(BIGRAM_MARK + run[i : i + 2] for i in range(len(run) - 1))
+            bigrams = (run[i : i + 2] for i in range(len(run) - 1))
+            out.extend(BIGRAM_MARK + bigram for bigram in bigrams if bigram not in _STOPWORDS)
             out.extend(CHAR_MARK + char for char in run)
         return out
 
@@ -140,6 +148,7 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._doc_codes = np.zeros(0, dtype=np.int32)
         self._doc_lookup: dict[str, int] = {}
+        self._query_cache: dict[str, list[str]] = {}  # search and matched_terms cut a query once
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -155,6 +164,7 @@ class KeywordIndex:
             codes.append(lookup.setdefault(doc_path, len(lookup)))
             corpus.append(tokens.split() or ["\u0000"])
         self._ids, self._doc_lookup = ids, lookup
+        self._query_cache = {}  # the dictionary may have grown since
         self._doc_codes = np.asarray(codes, dtype=np.int32)
         if not corpus:
             self._model = None
@@ -164,7 +174,12 @@ class KeywordIndex:
         self._model = model
 
     def query_tokens(self, query: str) -> list[str]:
-        return self.tokenizer.tokens(query)
+        tokens = self._query_cache.get(query)
+        if tokens is None:
+            if len(self._query_cache) >= 256:
+                self._query_cache.clear()
+            tokens = self._query_cache[query] = self.tokenizer.tokens(query)
+        return tokens
 
     def search(self, query: str, k: int, *, allowed_docs: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (chunk id, BM25 score) among chunks of ``allowed_docs`` (None = all)."""

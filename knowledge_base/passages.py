@@ -10,7 +10,7 @@ from pathlib import Path
 
 from knowledge_base.embedder import Embedder
 from knowledge_base.keyword_index import ChineseTokenizer, KeywordIndex, join_tokens
-from knowledge_base.retrieval import RetrievalWeights, rrf_fuse
+from knowledge_base.retrieval import RetrievalWeights, fuse
 from knowledge_base.vector_index import ChromaVectorIndex
 
 MODES = ("hybrid", "dense", "bm25")
@@ -62,16 +62,17 @@ class PassageIndex:
 
     def search(self, query: str, k: int = 10) -> list[str]:
         n = max(self.weights.candidates, 4 * k)
-        dense = sparse = []
+        dense: list[tuple[str, float]] = []
+        sparse: list[tuple[str, float]] = []
         if self.vectors is not None:
-            dense = [cid for cid, _ in self.vectors.search(self.embedder.embed_queries([query])[0], n)]
+            dense = self.vectors.search(self.embedder.embed_queries([query])[0], n)
         if self.mode != "dense":
-            sparse = [cid for cid, _ in self.keywords.search(query, n)]
+            sparse = self.keywords.search(query, n)
         if self.mode == "dense":
-            return dense[:k]
+            return [cid for cid, _ in dense[:k]]
         if self.mode == "bm25":
-            return sparse[:k]
-        fused = rrf_fuse([dense, sparse], [self.weights.dense, self.weights.keyword])
+            return [cid for cid, _ in sparse[:k]]
+        fused = fuse([dense, sparse], self.weights)
         return sorted(fused, key=fused.__getitem__, reverse=True)[:k]
 
 

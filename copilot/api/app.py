@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from copilot.api.metrics import AppMetrics, MetricsMiddleware
-from copilot.api.routes import channels, chat, customers, health, kb, web
+from copilot.api.routes import adoption, channels, chat, customers, health, kb, memos, suggestions, web
 from copilot.errors import install_error_handlers
 from copilot.services import Services
 
@@ -49,7 +49,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (health, chat, customers, kb, web, channels):
+    for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from copilot.cli.common import emit_json, fail, services
+from copilot.cli.suggest import eval_suggest
 
 app = typer.Typer(no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="输出 JSON")]
+app.command("suggest")(eval_suggest)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -71,3 +73,14 @@ def asr(manifest: Annotated[Path, typer.Option("--manifest", exists=True, dir_ok
     from evals.asr import run_asr
 
     _print(run_asr(manifest, transcriber=services().transcriber), as_json)
+
+
+@app.command("extraction")
+def extraction(
+    memos: Annotated[Path, typer.Option("--memos", exists=True, dir_okay=False)], as_json: JsonOpt = False
+) -> None:
+    """拜访纪要抽取评测：需求、异议、竞品、下一步的 F1，异议类型、情绪与阶段准确率。"""
+    from copilot.memos import eval_extractor
+    from evals.extraction import run_extraction
+
+    _print(run_extraction(memos, extract=eval_extractor(services())), as_json)

@@ -8,13 +8,18 @@ from typing import Annotated
 
 import typer
 
-from copilot.cli import evals, kb, models
+from copilot.cli import evals, kb, models, worker
+from copilot.cli import suggest as suggest_cli
 from copilot.cli.common import emit_json, fail, services
+from copilot.cli.memo import memo as memo_command
 
 app = typer.Typer(help="销售副驾：中文优先、每条建议可追溯依据的销售助手。", no_args_is_help=True, add_completion=False)
 app.add_typer(kb.app, name="kb", help="知识库：导入与检索")
 app.add_typer(models.app, name="models", help="本地模型：检查与准备")
-app.add_typer(evals.app, name="eval", help="评测：检索、语音识别")
+app.add_typer(evals.app, name="eval", help="评测：检索、语音识别、下一步建议")
+app.command("suggest")(suggest_cli.suggest)
+app.command("memo")(memo_command)
+app.command("worker")(worker.worker)
 users_app = typer.Typer(help="用户与访问令牌", no_args_is_help=True)
 crm_app = typer.Typer(help="CRM 数据", no_args_is_help=True)
 app.add_typer(users_app, name="users")

@@ -143,3 +143,5 @@ channel_messages = Table(
     Column("done_at", DateTime(timezone=True)),
     UniqueConstraint("channel", "msg_id", name="uq_channel_messages_channel_msg_id"),
 )
+
+from copilot.adoption import tables as _adoption_tables  # noqa: E402,F401  (ratings, annotations: on this metadata)

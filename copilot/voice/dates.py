@@ -15,7 +15,21 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "俩": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "末": 5}
 _NUM = r"[0-9０-９零〇一二两俩三四五六七八九十]{1,3}"
 _WEEK = r"(?:周|星期|礼拜)"
@@ -33,7 +47,7 @@ class DueDate:
 
 
 def chinese_number(text: str) -> int | None:
-    """"3", "三", "十二", "二十五", "两" → int; None for anything else."""
+    """ "3", "三", "十二", "二十五", "两" → int; None for anything else."""
     text = text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
     if text.isdigit():
         return int(text)
@@ -126,10 +140,20 @@ def _safe_date(year: int, month: int, day: int) -> date | None:
 # Ordered: the first pattern that matches (leftmost within each pattern) wins; longer phrases come first.
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("md", re.compile(rf"(?P<month>{_NUM})月(?P<day>{_NUM})(?:号|日){_BEFORE}")),
-    ("weekday", re.compile(rf"(?P<prefix>下下个?|下个?|上个?|这个?|本|今)?{_WEEK}(?P<day>[一二三四五六日天]){_BEFORE}")),
+    (
+        "weekday",
+        re.compile(
+            rf"(?P<prefix>下下个?|下个?|上个?|这个?|本|今)?{_WEEK}(?P<day>[一二三四五六日天]){_BEFORE}"
+        ),
+    ),
     ("weekend", re.compile(rf"(?P<prefix>下下个?|下个?|这个?|本)?{_WEEK}末{_BEFORE}")),
     ("day", re.compile(rf"(?P<word>大后天|后天|明天|明早|明晚|明儿|今天|今晚|今儿|当天){_BEFORE}")),
-    ("span", re.compile(rf"(?P<n>{_NUM}|半)(?P<unit>天|日|个星期|星期|个礼拜|礼拜|周|个月|月)(?:之内|以内|内|之后|以后|后)")),
+    (
+        "span",
+        re.compile(
+            rf"(?P<n>{_NUM}|半)(?P<unit>天|日|个星期|星期|个礼拜|礼拜|周|个月|月)(?:之内|以内|内|之后|以后|后)"
+        ),
+    ),
     ("half_month", re.compile(r"半个月(?:之内|以内|内|之后|以后|后)?")),
     ("month_part", re.compile(rf"(?P<which>下个?|这个?|本|当)?月(?P<part>底|末|中|初){_BEFORE}")),
     ("next_month", re.compile(r"下个?月(?!底|末|中|初)")),
@@ -192,14 +216,22 @@ def _resolve(name: str, m: re.Match[str], today: date) -> DueDate | None:
     if name == "half_month":
         return DueDate(today + timedelta(days=15), phrase, "by")
     if name == "month_part":
-        base = _add_months(date(today.year, today.month, 1), 1) if (m.group("which") or "").startswith("下") else today
+        base = (
+            _add_months(date(today.year, today.month, 1), 1)
+            if (m.group("which") or "").startswith("下")
+            else today
+        )
         part = m.group("part")
         if part in ("底", "末"):
             return DueDate(_month_end(base.year, base.month), phrase, "by")
         if part == "中":
             return DueDate(date(base.year, base.month, 15), phrase, deadline)
         # 月初: the start of next month unless "下月初" already moved there
-        start = base if (m.group("which") or "").startswith("下") else _add_months(date(today.year, today.month, 1), 1)
+        start = (
+            base
+            if (m.group("which") or "").startswith("下")
+            else _add_months(date(today.year, today.month, 1), 1)
+        )
         return DueDate(date(start.year, start.month, 5), phrase, "by")
     if name == "next_month":
         nxt = _add_months(date(today.year, today.month, 1), 1)

@@ -61,7 +61,12 @@ class SourceRef:
     end: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"segment": self.segment, "start": self.start, "end": self.end, "locator": locator(self.start, self.end)}
+        return {
+            "segment": self.segment,
+            "start": self.start,
+            "end": self.end,
+            "locator": locator(self.start, self.end),
+        }
 
 
 Sources = tuple[SourceRef, ...]
@@ -183,6 +188,18 @@ class VisitRecord:
             data["note"] = self.note
         return data
 
+    def to_eval(self) -> dict[str, Any]:
+        """The gold shape of the memos eval (DESIGN §5.3), without segment references."""
+        return {
+            "customer": self.customer.id if self.customer else None,
+            "needs": [n.text for n in self.needs],
+            "objections": [{"type": o.type, "text": o.text} for o in self.objections],
+            "competitors": [c.name for c in self.competitors],
+            "next_steps": [{"action": s.action, "due": s.due, "owner": s.owner} for s in self.next_steps],
+            "sentiment": self.sentiment.value,
+            "stage_hint": self.stage_hint.value,
+        }
+
 
 # -- what we know beforehand (from the CRM) ----------------------------------------------------------
 
@@ -268,7 +285,7 @@ class ExtractionContext:
         words: list[str] = []
         chosen = [c for c in self.customers if c.id == self.customer_id]
         for cust in chosen:
-            words.extend(cust.aliases[1:3] or cust.aliases[:1])
+            words.extend(cust.aliases[-2:])  # the short forms are what people say
         words.extend(c.name for c in self.contacts if c.customer_id == self.customer_id)
         words.extend(self.competitors)
         if not chosen:
@@ -328,46 +345,58 @@ _TITLED = re.compile(rf"([\u4e00-\u9fff])({_TITLES})")
 
 _OBJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     "预算": re.compile(
-        r"预算(?:不够|不足|有限|紧|没|用完|卡|砍|冻结|只有|只批|批不|超|外|不在|里没有|已经定)|没(?:有)?预算|没钱|资金(?:紧|压力)|"
-        r"钱不够|经费|批不下|控制成本|成本压力|财务(?:那边)?(?:卡|紧|不同意|不批)|今年(?:的)?钱|明年(?:的)?预算"
+        r"预算.{0,4}(?:不够|不足|有限|紧|用完|花完|卡|砍|冻结|只有|只批|批不|超|不在|没有)|没(?:有)?预算|没钱|不批钱|资金(?:紧|压力)|"
+        r"钱不够|经费|批不下|控制成本|成本压力|利润压力|财务(?:那边)?(?:卡|紧|不同意|不批)|明年(?:的)?预算"
     ),
     "价格": re.compile(
         r"太贵|贵了|偏贵|有点贵|嫌贵|比较贵|价格(?:偏)?高|报价(?:偏)?高|压价|降价|便宜|打折|折扣|[0-9一二三四五六七八九]{1,2}折|"
-        r"让利|优惠|砍价|单价|价格(?:下不来|接受不了|没优势|不合适)|贵(?:这么多|不少|一倍|太多)|价格上|个点"
-    ),
-    "交付": re.compile(
-        r"交期|工期|到货|交付|来不及|赶不上|上线时间|停线时间|停产时间|周期(?:太|很|比较)?长|排期|延期|等不了|"
-        r"时间(?:太|很)?长|多久能|什么时候能(?:上线|装|交)|装不完|安装(?:要|得)?(?:多久|太久)|实施周期|工期"
-    ),
-    "技术": re.compile(
-        r"兼容|对接|接口|不稳定|稳定性|误报|漏报|精度|数据安全|数据(?:会不会|能不能|不能|是否)?出|断网|离线|私有化|"
-        r"本地部署|布线|二次开发|集成|信号|覆盖不了|电池|耗电|防爆|认证|等保|开放|API|api|老设备|改造"
+        r"让利|优惠|砍价|价格(?:下不来|接受不了|没优势|不合适)|贵(?:这么多|不少|一倍|太多)|个点|划不来|不划算"
     ),
     "决策流程": re.compile(
-        r"审批|董事会|上会|评审会|评审|招标|比价|走流程|流程|拍板|决策|说了不算|做不了主|集团|采购中心|总部|"
-        r"领导(?:同意|点头|拍板|签字)|老板(?:同意|点头|拍板|签字|说了算)|过不了|签字|盖章|立项"
+        r"审批|董事会|上会|招标|比价|走流程|流程(?:很|太|比较)?(?:长|慢|复杂|多)|说了不算|做不了主|过不了|"
+        r"要.{0,6}(?:点头|拍板|签字|同意|来定|定夺)|(?:老板|领导|集团|总部)(?:来|去)?(?:定|拍板|决定)"
     ),
     "服务": re.compile(
-        r"售后|维保|响应|服务(?:不好|差|跟不上|慢|能力|网点)|上门|驻场|培训|保修|质保|技术支持|本地(?:没有)?服务|没人管|找不到人"
+        r"售后(?:差|不好|慢|跟不上)|响应(?:慢|不及时)|服务(?:不好|差|跟不上|慢)|没人(?:管|维护|来)|找不到人|才有人来|本地(?:没有|有没有)人"
+    ),
+    "交付": re.compile(
+        r"交期|交货|工期|到货|来不及|赶不上|跟不上|上线时间|停线时间|停产时间|周期(?:太|很|比较)?长|排期|延期|等不了|"
+        r"时间(?:太|很)?长|多久能|什么时候能(?:上线|装|交)|装不完|安装(?:要|得)?(?:多久|太久)|实施周期"
+    ),
+    "技术": re.compile(
+        r"兼容|对接|接口|不稳定|稳定性|误报|漏报|精度|数据安全|数据(?:会不会|能不能|不能|是否|要不要)?出|断网|掉线|离线|私有化|"
+        r"本地部署|布线|二次开发|集成|打通|信号|覆盖不了|耗电|防爆|等保"
     ),
 }
-# Words that only make an objection together with a concern marker.
+# Words that only make an objection together with a concern marker (checked in this order).
 _WEAK_TYPES: dict[str, re.Pattern[str]] = {
-    "价格": re.compile(r"价格|报价|费用|价钱|多少钱"),
-    "预算": re.compile(r"预算"),
-    "技术": re.compile(r"功能|系统|数据|设备|传感器|网关|平台|软件"),
-    "服务": re.compile(r"服务"),
+    "价格": re.compile(r"价格|报价|费用|价钱|多少钱|订阅|买断|年费|收费|[0-9一二三四五六七八九十几]+万"),
+    "预算": re.compile(r"预算|利润|投入"),
+    "决策流程": re.compile(r"集团|总部|采购中心|评审|决策|拍板|签字|盖章|立项|老板|领导"),
+    "服务": re.compile(r"服务|售后|维保|质保|保修|维护|培训|驻场|上门|响应"),
+    "交付": re.compile(r"交付|停线|停机|停产|施工|安装|进度|上线"),
+    "技术": re.compile(
+        r"功能|系统|数据|设备|传感器|网关|平台|软件|界面|App|APP|app|操作|好用|易用|老设备|改造|电池|认证"
+    ),
 }
 _CONCERN = re.compile(
-    r"担心|顾虑|不放心|怕|质疑|不认可|不同意|不满意|不满|抱怨|吐槽|犹豫|反对|不确定|没法|不行|有意见|嫌|卡在|卡住|"
-    r"问题是|麻烦|太|不够|不了|不能|不想|没必要|不划算|接受不了|要求|坚持|至少|凭什么|差不多|顾不上|没底|疑问|纠结"
+    r"担心|顾虑|不放心|怕|质疑|不认可|不同意|不满意|不满|抱怨|吐槽|犹豫|反对|不确定|没法|不行|有意见|嫌|卡在|卡住|谨慎|"
+    r"问题是|麻烦|太|不够|不了|不能|不想|没必要|不划算|划不来|接受不了|不接受|不太接受|要求|坚持|至少|凭什么|差不多|没底|疑问|纠结|"
+    r"压力|看不懂|不会用|没人用"
+)
+# A concern with no recognisable topic is still an objection: typed 其他.
+_STRONG_CONCERN = re.compile(
+    r"担心|顾虑|不放心|质疑|不认可|不同意|不满意|不满|有意见|接受不了|不接受|不太接受|犹豫|反对|不会用|没人用|看不懂"
 )
 _NEED = re.compile(
     r"希望|想要|想把|想做|想上|想看|想了解|想试|需要|关心|关注|打算|计划|考虑|痛点|头疼|最怕|想解决|期望|目标是|"
     r"要做|要上|准备上|诉求|要求.*(?:能|可以|支持|提前|实时|自动)|能不能(?:把|做|支持|实现|提前|自动|实时)|能否|有没有办法"
 )
 # The rep speaking about what *they* said or did is not the customer's need or objection.
-_REP_TURN = re.compile(r"^(?:我|我们|我这边)(?:跟[^，,]{0,6})?(?:也)?(?:解释|说|讲|回|答|告诉|介绍|演示|强调|表示|建议|提|给他|给她|给他们)")
+_REP_TURN = re.compile(
+    r"^(?:我|我们|我这边)(?:跟[^，,]{0,6})?(?:也)?(?:解释|说|讲|回|答|告诉|介绍|演示|强调|表示|建议|提|给他|给她|给他们)|"
+    r"^(?:我|我们)?(?:觉得|感觉|认为|判断|估计|看)(?!看)"
+)
 _COMMIT_CUE = re.compile(
     r"下一步|接下来|后续|回去|我(?:这周|下周|明天|今天|会|要|得|来|去|先|负责|尽快|马上|争取|准备|打算)|我们(?:会|要|得|来|负责|准备)|"
     r"约(?:了|好)?|安排|答应|承诺|说好|定了|负责|之前|以前|前把|尽快|马上"
@@ -377,7 +406,9 @@ _ACTION = re.compile(
     r"回访|上门|对接|汇报|推进|落实|走访|见|看|补|改|更新|打电话|组织|讨论|复盘"
 )
 _PAST = re.compile(r"已经|上次|去年|之前已|刚才|早就|以前(?:用|买|做)")
-_FUTURE_SUBJECT_CUSTOMER = re.compile(r"^(?:他们|对方|客户|厂里|那边|他|她)(?:那边)?(?:会|说|答应|负责|要|得|准备|下周|明天|月底)")
+_FUTURE_SUBJECT_CUSTOMER = re.compile(
+    r"^(?:他们|对方|客户|厂里|那边|他|她)(?:那边)?(?:会|说|答应|负责|要|得|准备|下周|明天|月底)"
+)
 
 _POSITIVE = re.compile(
     r"认可|满意|支持我们|很支持|挺支持|感兴趣|很有兴趣|积极|顺利|不错|很好|挺好|爽快|有戏|认同|愿意|同意(?!.{0,4}不)|"
@@ -389,18 +420,52 @@ _NEGATIVE = re.compile(
 )
 
 _STAGE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("输单", re.compile(r"丢了|丢单|输了|没中标|落选|选了(?:别家|他们|智云|海拓|友商|竞品)|决定用(?!我们)|不做了|放弃|黄了|没戏了|签给了")),
-    ("赢单", re.compile(r"签了|签约了|合同签|签下来|中标了|中标|拿下|成交|打款|下单了|盖章了|款到了|首付款|定下来用我们")),
-    ("商务谈判", re.compile(r"商务谈判|谈判|折扣|压价|砍价|谈价|合同条款|付款方式|付款条件|账期|特批|让利|最终价|价格谈|合同草稿|合同细节|法务")),
-    ("方案报价", re.compile(r"报价|方案|演示|POC|poc|试点|测算|TCO|tco|样机|试用|投标|标书|配置清单|方案评审")),
-    ("需求确认", re.compile(r"需求|调研|痛点|摸底|现场看|勘察|点位|梳理|了解一下|详细聊|访谈|盘点")),
-    ("线索", re.compile(r"第一次|初次|初步接触|展会|介绍认识|陌生拜访|刚认识|朋友介绍|转介绍|有意向|留了联系方式|加了微信|新客户")),
+    (
+        "输单",
+        re.compile(
+            r"丢了|丢单|输了|没中标|落选|选了(?:别家|他们|友商|竞品)|决定用(?!我们)|不做了|放弃|黄了|没戏了|签给了"
+        ),
+    ),
+    (
+        "赢单",
+        re.compile(
+            r"签了|签约了|合同签|签下来|中标了|中标|拿下|成交|打款|下单了|盖章了|款到了|首付款|拍板了|终于定了|定下来用我们"
+        ),
+    ),
+    (
+        "商务谈判",
+        re.compile(
+            r"商务谈判|谈判|折扣|压价|砍价|谈价|合同条款|付款方式|付款条件|账期|特批|让利|最终价|价格谈|合同草稿|合同细节|法务|续约"
+        ),
+    ),
+    (
+        "线索",
+        re.compile(
+            r"新客户|新接触|初次(?:拜访|接触)|第一次(?:拜访|见面|去|接触|来)|初步接触|展会|朋友介绍|转介绍|(?:渠道|伙伴)[^，。]{0,4}介绍|介绍(?:过来|认识)|陌生拜访|刚认识|加了微信|留了联系方式"
+        ),
+    ),
+    ("方案报价", re.compile(r"报价|方案|演示|POC|poc|试点|测算|TCO|tco|样机|试用|投标|标书|配置清单")),
+    (
+        "需求确认",
+        re.compile(r"需求|调研|痛点|摸底|现场看|勘察|点位|梳理|了解一下|详细聊|访谈|盘点|看了一下|带我看"),
+    ),
 )
-_COMPETITOR_CUE = re.compile(
-    r"(?:竞品|友商|竞争对手|对手|别家|另一家|另外一家)(?:是|叫|有|那边|的)?(?P<name>[\u4e00-\u9fffA-Za-z]{2,6}?)"
-    r"(?=[，,。、的那也在给报他们和]|$)"
+_COMPETITOR_CUES = (
+    re.compile(
+        r"(?:竞品|友商|竞争对手|对手|别家|另一家|另外一家|一家)(?:是|叫|有|那边|的)?(?P<name>[\u4e00-\u9fffA-Za-z]{2,6}?)"
+        r"(?=[，,。、的那也在给报他们和]|$)"
+    ),
+    re.compile(
+        r"(?:跟|和|与)(?P<name>[\u4e00-\u9fffA-Za-z]{2,6}?)(?:的|家的)?(?:方案|产品|系统|平台)?(?:比|相比|对比)"
+    ),
+    re.compile(
+        r"(?:用的是|用了|选了|换成|在用)(?P<name>[\u4e00-\u9fffA-Za-z]{2,6}?)(?:的|家的)(?:方案|产品|系统|平台)"
+    ),
 )
-_NOT_COMPANY = re.compile(r"^(?:他们|我们|客户|人家|对方|厂里|集团|总部|这边|那边|公司|老板|采购|价格|报价|方案|产品|系统|一家|这家|那家|厂家|的话)")
+_NOT_COMPANY = re.compile(
+    r"^(?:他们|我们|你们|客户|人家|对方|厂里|集团|总部|这边|那边|公司|老板|采购|价格|报价|方案|产品|系统|一家|这家|那家|厂家|的话|"
+    r"以前|之前|去年|现在|同行|隔壁|别人|上次|原来)"
+)
 
 
 # -- offline extractor -------------------------------------------------------------------------------
@@ -417,7 +482,10 @@ def _surname_contact(mention: str, title: str, contacts: Sequence[KnownContact])
 
 
 def _find_contacts(
-    clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], ctx: ExtractionContext, customer_id: str | None
+    clauses: Sequence[_Clause],
+    segments: Sequence[_SegmentLike],
+    ctx: ExtractionContext,
+    customer_id: str | None,
 ) -> tuple[list[ContactMention], dict[str, str]]:
     """Contacts named in the memo, and a map mention → display name (used for step owners)."""
     pool = [c for c in ctx.contacts if customer_id is None or c.customer_id == customer_id]
@@ -426,7 +494,9 @@ def _find_contacts(
     for cl in clauses:
         for c in pool:
             if c.name in cl.text:
-                _add_contact(found, c.name, ContactMention(c.name, c.role, c.name, True, c.is_decision_maker), cl)
+                _add_contact(
+                    found, c.name, ContactMention(c.name, c.role, c.name, True, c.is_decision_maker), cl
+                )
                 said_as[c.name] = c.name
         for m in _TITLED.finditer(cl.text):
             surname, title = m.group(1), m.group(2)
@@ -436,7 +506,10 @@ def _find_contacts(
             known = _surname_contact(mention, title, pool)
             if known is not None:
                 _add_contact(
-                    found, known.name, ContactMention(known.name, known.role, mention, True, known.is_decision_maker), cl
+                    found,
+                    known.name,
+                    ContactMention(known.name, known.role, mention, True, known.is_decision_maker),
+                    cl,
                 )
                 said_as[mention] = known.name
             elif not pool or mention not in said_as:
@@ -445,8 +518,14 @@ def _find_contacts(
     out = []
     for mention, segs in found.values():
         out.append(
-            ContactMention(mention.name, mention.role, mention.mentioned_as, mention.in_crm, mention.is_decision_maker,
-                           _ref(segments, *segs))  # fmt: skip
+            ContactMention(
+                mention.name,
+                mention.role,
+                mention.mentioned_as,
+                mention.in_crm,
+                mention.is_decision_maker,
+                _ref(segments, *segs),
+            )  # fmt: skip
         )
     # Unknown titled people are listed after the CRM's contacts.
     out.sort(key=lambda c: not c.in_crm)
@@ -491,7 +570,7 @@ def _find_competitors(
             alias = next((a for a in sorted(aliases, key=len, reverse=True) if a in cl.text), None)
             if alias:
                 found.setdefault(canonical, (alias, True, set()))[2].add(cl.segment)
-        for m in _COMPETITOR_CUE.finditer(cl.text):
+        for m in (m for cue in _COMPETITOR_CUES for m in cue.finditer(cl.text)):
             name = m.group("name")
             if _NOT_COMPANY.match(name) or any(name in a or a in name for a in exclude):
                 continue
@@ -502,7 +581,9 @@ def _find_competitors(
     for name, (_, known, segs) in list(found.items()):
         if not known:
             segs.update(cl.segment for cl in clauses if name in cl.text)
-    return [CompetitorMention(n, said, known, _ref(segments, *segs)) for n, (said, known, segs) in found.items()]
+    return [
+        CompetitorMention(n, said, known, _ref(segments, *segs)) for n, (said, known, segs) in found.items()
+    ]
 
 
 def _objection_type(text: str, competitor_names: Sequence[str]) -> str | None:
@@ -514,8 +595,12 @@ def _objection_type(text: str, competitor_names: Sequence[str]) -> str | None:
         for kind, pattern in _WEAK_TYPES.items():
             if pattern.search(text):
                 return kind
-    if any(n in text for n in competitor_names) and re.search(r"比|那边|人家|更|送|用的|报价|方案|便宜|已经在用", text):
+    if any(n in text for n in competitor_names) and re.search(
+        r"比|那边|人家|更|送|用的|报价|方案|便宜|已经在用|也在|找", text
+    ):
         return "竞品"
+    if _STRONG_CONCERN.search(text):
+        return "其他"
     return None
 
 
@@ -539,7 +624,10 @@ def _similar(a: str, b: str) -> bool:
 
 
 def extract_offline(
-    segments: Sequence[_SegmentLike], *, recorded_at: date | datetime, context: ExtractionContext | None = None
+    segments: Sequence[_SegmentLike],
+    *,
+    recorded_at: date | datetime,
+    context: ExtractionContext | None = None,
 ) -> VisitRecord:
     ctx = context or ExtractionContext()
     clauses = _clauses(segments)
@@ -548,56 +636,108 @@ def extract_offline(
     exclude = set(customer and next((c.aliases for c in ctx.customers if c.id == customer.id), ()) or ())
     exclude |= set(said_as)
     competitors = _find_competitors(clauses, segments, ctx, exclude)
-    competitor_names = [c.mentioned_as for c in competitors] + [c.name for c in competitors]
+    competitor_names = [
+        a for c in competitors for a in (c.mentioned_as, c.name, *ctx.competitors.get(c.name, ()))
+    ]
 
-    needs: list[Need] = []
-    objections: list[Objection] = []
-    steps: list[NextStep] = []
+    # Pass 1: label every clause (step / need / objection type / rep turn / nothing).
+    labels: list[tuple[str, Any]] = []
     pending_due = None
-    commit_sentence: int | None = None  # sentences that open with 下一步/接下来: every clause is a step
-    for k, cl in enumerate(clauses):
+    commit_sentence: int | None = None  # a sentence opening with 下一步/接下来: its actions are steps
+    last_step: NextStep | None = None
+    for cl in clauses:
         text = cl.text
-        prev = clauses[k - 1] if k > 0 and clauses[k - 1].sentence == cl.sentence else None
         if cl.first_in_sentence:
-            pending_due = None
-            commit_sentence = cl.sentence if re.match(r"^(?:下一步|接下来|后续|下步|待办|todo)", text, re.I) else None
+            pending_due, last_step = None, None
+            commit_sentence = (
+                cl.sentence if re.match(r"^(?:下一步|接下来|后续|下步|待办|todo)", text, re.I) else None
+            )
         body = _clean(text)
         if not body:
+            labels.append(("none", None))
             continue
         due = resolve_due(body, recorded_at)
-        is_rep_turn = bool(_REP_TURN.match(body))
-        # -- next steps
         has_action = bool(_ACTION.search(re.sub(r"(?:之前|以前|前|之内|以内|内)$", "", body)))
-        future = commit_sentence == cl.sentence or bool(_COMMIT_CUE.search(body)) or due is not None
+        continues = last_step is not None and bool(
+            re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把)", text)
+        )
+        future = (
+            commit_sentence == cl.sentence or bool(_COMMIT_CUE.search(body)) or due is not None or continues
+        )
         if due is not None and len(body) <= len(due.phrase) + 2 and not has_action:
             pending_due = due  # "下周一之前，把报价发过去": the date stands alone before the action
+            labels.append(("none", None))
             continue
-        if has_action and future and not _PAST.search(body) and not re.search(r"(?:了|过)[，。]?$", body):
+        if has_action and future and not _PAST.search(body) and not re.search(r"(?:了|过)$", body):
             if due is None and pending_due is not None:
                 due, pending_due = pending_due, None
+            if (
+                due is None
+                and continues
+                and last_step is not None
+                and re.match(r"^(?:并且|并|同时|顺便|一起)", text)
+            ):
+                step_due, step_phrase = (
+                    last_step.due,
+                    last_step.due_phrase,
+                )  # done alongside the previous step
+            else:
+                step_due, step_phrase = (due.iso(), due.phrase) if due else (None, None)
             action = re.sub(r"^(?:我(?:这边|这周|们)?|我们这边)(?=.{4,})", "", body).strip(" ，,")
-            steps.append(
-                NextStep(action or body, _owner(body, said_as), due.iso() if due else None,
-                         due.phrase if due else None, _ref(segments, cl.segment))  # fmt: skip
+            last_step = NextStep(
+                action or body, _owner(body, said_as), step_due, step_phrase, _ref(segments, cl.segment)
             )
+            labels.append(("step", last_step))
             continue
-        if is_rep_turn:
+        if _REP_TURN.match(body):
+            labels.append(("rep", None))
             continue
-        # -- objections, then needs
         kind = _objection_type(body, competitor_names)
-        if kind:
-            span = body
-            if prev is not None and len(body) < 6:
-                span = _clean(prev.text) + "，" + body
-            if not any(o.type == kind and _similar(o.text, span) for o in objections):
-                objections.append(Objection(kind, span, _ref(segments, cl.segment, prev.segment if prev else cl.segment)))
+        wants = _NEED.search(body) and len(body) >= 4
+        if wants and (kind is None or not _STRONG_CONCERN.search(body)) and kind not in ("价格", "预算"):
+            labels.append(("need", body))
+        elif kind:
+            labels.append(("objection", kind))
+        else:
+            labels.append(("none", None))
+
+    # Pass 2: an objection is the run of its sentence's clauses around the trigger that say nothing else.
+    needs: list[Need] = []
+    objections: list[Objection] = []
+    steps = [value for label, value in labels if label == "step"]
+    used: set[int] = set()
+    for k, (label, value) in enumerate(labels):
+        if label == "need" and not any(_similar(n.text, value) for n in needs):
+            needs.append(Need(value, _ref(segments, clauses[k].segment)))
+        if label != "objection" or k in used:
             continue
-        if _NEED.search(body) and len(body) >= 4:
-            if not any(_similar(n.text, body) for n in needs):
-                needs.append(Need(body, _ref(segments, cl.segment)))
+        lo = hi = k
+        same = clauses[k].sentence
+        while (
+            lo - 1 >= 0
+            and clauses[lo - 1].sentence == same
+            and labels[lo - 1][0] == "none"
+            and lo - 1 not in used
+        ):
+            lo -= 1
+        while (
+            hi + 1 < len(clauses)
+            and clauses[hi + 1].sentence == same
+            and (labels[hi + 1][0] == "none" or labels[hi + 1] == ("objection", value))
+        ):
+            hi += 1
+        used.update(range(lo, hi + 1))
+        span = "，".join(b for b in (_clean(clauses[i].text) for i in range(lo, hi + 1)) if b)
+        if not any(o.type == value and _similar(o.text, span) for o in objections):
+            objections.append(
+                Objection(value, span, _ref(segments, *(clauses[i].segment for i in range(lo, hi + 1))))
+            )
 
     sentiment = _sentiment(clauses, segments)
-    stage = _stage(clauses, segments, ctx)
+    step_clauses = {id(c) for c, (label, _) in zip(clauses, labels, strict=True) if label == "step"}
+    stage = _stage([c for c in clauses if id(c) not in step_clauses], segments, None)
+    if stage.value is None:  # only planned steps hint at the stage, else the CRM's current stage
+        stage = _stage(clauses, segments, ctx.stage)
     missing = []
     if customer is None:
         missing.append("未能把录音对应到 CRM 中的客户，请手动选择客户。")
@@ -616,7 +756,11 @@ def extract_offline(
 
 
 def _sentiment(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike]) -> Judgement:
-    pos = [cl.segment for cl in clauses if _POSITIVE.search(cl.text) and not re.search(r"不(?:太)?(?:认可|满意|支持)", cl.text)]
+    pos = [
+        cl.segment
+        for cl in clauses
+        if _POSITIVE.search(cl.text) and not re.search(r"不(?:太)?(?:认可|满意|支持)", cl.text)
+    ]
     neg = [cl.segment for cl in clauses if _NEGATIVE.search(cl.text)]
     score = len(pos) - len(neg)
     if score > 0:
@@ -626,15 +770,19 @@ def _sentiment(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike]) -> 
     return Judgement("中性", "积极与消极表述持平或都没有", _ref(segments, *(pos + neg)))
 
 
-def _stage(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], ctx: ExtractionContext) -> Judgement:
+def _stage(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], crm_stage: str | None) -> Judgement:
     for stage, pattern in _STAGE_CUES:
         segs = [cl.segment for cl in clauses if pattern.search(cl.text)]
         if stage in ("输单", "赢单"):
-            segs = [cl.segment for cl in clauses if pattern.search(cl.text) and not re.search(r"如果|要是|担心|怕|万一", cl.text)]
+            segs = [
+                cl.segment
+                for cl in clauses
+                if pattern.search(cl.text) and not re.search(r"如果|要是|担心|怕|万一", cl.text)
+            ]
         if segs:
             return Judgement(stage, f"录音中出现与「{stage}」相关的表述", _ref(segments, *segs))
-    if ctx.stage in STAGES:
-        return Judgement(ctx.stage, "录音中没有阶段线索，沿用 CRM 当前阶段")
+    if crm_stage in STAGES:
+        return Judgement(crm_stage, "录音中没有阶段线索，沿用 CRM 当前阶段")
     return Judgement(None, "录音中没有阶段线索")
 
 
@@ -662,12 +810,17 @@ class _ChatModel(Protocol):
     def complete(self, system: str, user: str, *, json_mode: bool = False) -> str: ...
 
 
-def llm_user_message(segments: Sequence[_SegmentLike], recorded_at: date | datetime, ctx: ExtractionContext) -> str:
+def llm_user_message(
+    segments: Sequence[_SegmentLike], recorded_at: date | datetime, ctx: ExtractionContext
+) -> str:
     lines = [f"[S{i}] {locator(s.start, s.end)} {s.text}" for i, s in enumerate(segments)]
     when = recorded_at.isoformat() if isinstance(recorded_at, date | datetime) else str(recorded_at)
     known = "、".join(ctx.competitors) or "（无）"
     customer = next((c.name for c in ctx.customers if c.id == ctx.customer_id), None)
-    contacts = "、".join(f"{c.name}（{c.role}）" for c in ctx.contacts if c.customer_id == ctx.customer_id) or "（无）"
+    contacts = (
+        "、".join(f"{c.name}（{c.role}）" for c in ctx.contacts if c.customer_id == ctx.customer_id)
+        or "（无）"
+    )
     return (
         f"录音时间：{when}\n客户：{customer or '未指定'}\nCRM 联系人：{contacts}\n已知竞品：{known}\n"
         "<transcript>\n" + "\n".join(lines) + "\n</transcript>"
@@ -751,7 +904,9 @@ def parse_llm_record(
             competitors.append(CompetitorMention(canonical or name, said, canonical is not None, src))
         else:
             dropped += 1
-    pool = [c for c in context.contacts if context.customer_id is None or c.customer_id == context.customer_id]
+    pool = [
+        c for c in context.contacts if context.customer_id is None or c.customer_id == context.customer_id
+    ]
     for item in _items(data, "contacts"):
         src, name = refs(item), _text(item.get("name"))
         if not (src and name and name[0] in cited_text(src)):
@@ -763,8 +918,14 @@ def parse_llm_record(
             known = _surname_contact(name, title.group(2), pool) if title else None
         role = _text(item.get("role")) or (known.role if known else "")
         contacts.append(
-            ContactMention(known.name if known else name, known.role if known else role, name, known is not None,
-                           known.is_decision_maker if known else None, src)  # fmt: skip
+            ContactMention(
+                known.name if known else name,
+                known.role if known else role,
+                name,
+                known is not None,
+                known.is_decision_maker if known else None,
+                src,
+            )  # fmt: skip
         )
     for item in _items(data, "next_steps"):
         src, action = refs(item), _text(item.get("action"))
@@ -788,8 +949,12 @@ def parse_llm_record(
     cust_raw = data.get("customer") if isinstance(data.get("customer"), Mapping) else None
     if customer is None and cust_raw and _text(cust_raw.get("name")):
         name = _text(cust_raw.get("name"))
-        match = next((c for c in context.customers if name in c.aliases or any(a in name for a in c.aliases[1:])), None)
-        customer = CustomerMatch(match.id if match else None, match.name if match else name, name, "llm", refs(cust_raw))
+        match = next(
+            (c for c in context.customers if name in c.aliases or any(a in name for a in c.aliases[1:])), None
+        )
+        customer = CustomerMatch(
+            match.id if match else None, match.name if match else name, name, "llm", refs(cust_raw)
+        )
     missing = []
     if dropped:
         missing.append(f"模型给出的 {dropped} 条信息没有可核对的录音段落，已丢弃。")
@@ -825,7 +990,9 @@ def extract_visit(
     if empty and any(s.text.strip() for s in segments):
         offline = extract_offline(segments, recorded_at=recorded_at, context=ctx)
         if offline.needs or offline.objections or offline.competitors or offline.next_steps:
-            return VisitRecord(**{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"})
+            return VisitRecord(
+                **{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"}
+            )
     return record
 
 

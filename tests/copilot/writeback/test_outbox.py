@@ -34,11 +34,16 @@ def test_crm_down_then_back_delivers_every_write_exactly_once(services, remote):
     report = outbox.deliver_pending(services.engine, crm, T0 + timedelta(minutes=5), policy=FAST)
     assert report.retrying == 100 and count() == 0
     fake.faults.down = False
-    report = outbox.deliver_pending(services.engine, crm, T0 + timedelta(hours=1), policy=FAST)
-    assert (report.delivered, report.failed) == (100, 0)
+    delivered = failed = 0
+    for hour in range(1, 6):  # a slow, loaded machine may time a few calls out: they retry next pass
+        report = outbox.deliver_pending(services.engine, crm, T0 + timedelta(hours=hour), policy=FAST)
+        delivered, failed = delivered + report.delivered, failed + report.failed
+        if delivered == 100:
+            break
+    assert (delivered, failed) == (100, 0)
     assert count() == 100  # 0 lost, 0 duplicate
     assert len([e for e in audit.entries(services.engine) if e["action"] == "crm.create_task"]) == 100
-    assert outbox.deliver_pending(services.engine, crm, T0 + timedelta(hours=2), policy=FAST).delivered == 0
+    assert outbox.deliver_pending(services.engine, crm, T0 + timedelta(hours=9), policy=FAST).delivered == 0
 
 
 def test_429_waits_for_retry_after(services, remote):

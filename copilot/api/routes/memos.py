@@ -1,0 +1,70 @@
+"""Voice memos over HTTP (DESIGN §5.5): upload → 202 {"memo_id"}; read status, transcript, visit record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from copilot.api.deps import ServicesDep, UserDep
+from copilot.errors import AppError
+from copilot.memos import memo_pipeline
+
+logger = logging.getLogger(__name__)
+_CHUNK = 1024 * 1024
+
+
+@asynccontextmanager
+async def _resume_pending(app: FastAPI) -> AsyncIterator[None]:
+    """A memo whose process died mid-transcription is picked up again when the server starts."""
+    services = getattr(app.state, "services", None)
+    if services is not None:
+        try:
+            await run_in_threadpool(memo_pipeline(services).resume_pending)
+        except Exception as exc:  # never block start-up on it
+            logger.warning("resuming memos failed: %s", type(exc).__name__)
+    yield
+
+
+router = APIRouter(prefix="/api/memos", tags=["memos"], lifespan=_resume_pending)
+
+
+def _too_large(limit: int) -> AppError:
+    return AppError(
+        "payload_too_large", f"文件过大：最大支持 {limit // (1024 * 1024)} MB，请压缩或分段上传。"
+    )
+
+
+@router.post("", status_code=202)
+async def upload_memo(
+    request: Request,
+    user: UserDep,
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="录音：amr silk m4a mp3 wav ogg webm flac")],
+    customer_id: Annotated[str, Form(min_length=1, max_length=64)],
+) -> JSONResponse:
+    """上传一段拜访录音；转写与抽取在后台进行，用 GET /api/memos/{id} 查看结果。"""
+    limit = services.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:  # multipart overhead
+        raise _too_large(limit)
+    data = bytearray()
+    while chunk := await file.read(_CHUNK):
+        data.extend(chunk)
+        if len(data) > limit:
+            raise _too_large(limit)
+    pipeline = memo_pipeline(services)
+    memo_id = await run_in_threadpool(pipeline.accept, user, customer_id, bytes(data))
+    pipeline.enqueue(memo_id)
+    return JSONResponse({"memo_id": memo_id}, status_code=202)
+
+
+@router.get("/{memo_id}")
+def get_memo(memo_id: str, user: UserDep, services: ServicesDep) -> dict:
+    """录音纪要：状态、带时间戳的转写、拜访记录、CRM 拜访日志草稿与建议（上传人及其经理可见）。"""
+    return memo_pipeline(services).view(user, memo_id)

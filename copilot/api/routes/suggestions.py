@@ -1,0 +1,95 @@
+"""Suggestions per customer, feedback, apply (DESIGN §5.5), the daily digest and the manager's rules."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from copilot.agent.rules import RulesError
+from copilot.api.deps import ManagerDep, ServicesDep, UserDep
+from copilot.errors import AppError
+from copilot.suggestions import suggester_for
+
+router = APIRouter(prefix="/api", tags=["suggestions"])
+
+
+def _render(result: Any, customer_id: str, as_of: str | None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "customer_id": customer_id,
+        "as_of": as_of,
+        "mode": result.mode,
+        "suggestions": [s.to_json() for s in result.suggestions],
+    }
+    if result.note:
+        data["note"] = result.note
+    return data
+
+
+@router.get("/customers/{customer_id}/suggestions")
+def customer_suggestions(
+    customer_id: str, user: UserDep, services: ServicesDep, request: Request, as_of: str | None = None
+) -> dict:
+    """该客户当前的下一步建议（刷新后返回未处理的建议；同一建议不会重复记录）。"""
+    suggester = suggester_for(services)
+    result = suggester.for_customer(user, customer_id, as_of=as_of, channel="web")
+    if result.dropped_citations:
+        request.app.state.metrics.citations_dropped.inc(result.dropped_citations)
+    from copilot.suggestions import parse_as_of
+
+    return _render(result, customer_id, parse_as_of(as_of).isoformat())
+
+
+class FeedbackRequest(BaseModel):
+    action: Literal["accept", "edit", "dismiss"]
+    comment: str | None = Field(default=None, max_length=2000)
+    edited: dict[str, Any] | None = None
+
+
+@router.post("/suggestions/{suggestion_id}/feedback")
+def feedback(suggestion_id: str, body: FeedbackRequest, user: UserDep, services: ServicesDep) -> dict:
+    """采纳 / 修改后采纳 / 忽略一条建议。"""
+    store = suggester_for(services).store
+    return store.feedback(
+        user.id, suggestion_id, body.action, comment=body.comment, edited=body.edited, channel="web"
+    ).to_json()
+
+
+@router.post("/suggestions/{suggestion_id}/apply")
+def apply(suggestion_id: str, user: UserDep, services: ServicesDep) -> dict:
+    """执行建议中的 CRM 变更（幂等：重复调用只写一次）。"""
+    return suggester_for(services).apply(user, suggestion_id)
+
+
+@router.get("/suggestions/digest")
+def digest(user: UserDep, services: ServicesDep, as_of: str | None = None, limit: int = 10) -> dict:
+    """每日摘要：名下（经理为本团队）客户中最值得先做的建议。"""
+    if not 1 <= limit <= 50:
+        raise AppError("validation_error", "limit 取值范围 1–50。")
+    return {"suggestions": suggester_for(services).digest(user, as_of=as_of, limit=limit)}
+
+
+@router.get("/suggestion-rules")
+def get_rules(user: UserDep, services: ServicesDep) -> dict:
+    """当前生效的跟进规则（YAML 原文与解析结果）。"""
+    rules = suggester_for(services).rules
+    return {"yaml": rules.text(), "rules": rules.load().to_json()}
+
+
+class RulesRequest(BaseModel):
+    yaml: str | None = Field(default=None, max_length=200_000)
+    rules: dict[str, Any] | None = None
+
+
+@router.put("/suggestion-rules")
+def put_rules(body: RulesRequest, user: ManagerDep, services: ServicesDep) -> dict:
+    """经理修改跟进规则（YAML 原文或 JSON）；校验通过才保存。"""
+    payload = body.yaml if body.yaml is not None else body.rules
+    if payload is None:
+        raise AppError("validation_error", "请提供 yaml 或 rules。")
+    try:
+        ruleset = suggester_for(services).rules.save(payload)
+    except RulesError as exc:
+        raise AppError("validation_error", str(exc)) from exc
+    return {"rules": ruleset.to_json()}

@@ -1,0 +1,51 @@
+"""`copilot worker`: run job workers on the Redis queue (DESIGN §3, §5.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from copilot.cli.common import emit_json, fail
+from copilot.jobs.redis_queue import DEFAULT_LEASE_S, DEFAULT_QUEUE
+from copilot.settings import Settings
+
+NO_REDIS = (
+    "未设置 COPILOT_REDIS_URL：默认情况下任务在服务进程内运行，无需启动 copilot worker。"
+    "如需独立的任务进程，请设置 COPILOT_REDIS_URL=redis://主机:6379/0 后重试。"
+)
+
+
+def worker(
+    processes: Annotated[int, typer.Option("--processes", "-n", min=1, help="工作进程数（进程意外退出会自动重启）")] = 1,
+    queue: Annotated[str, typer.Option(help="队列名")] = DEFAULT_QUEUE,
+    lease_s: Annotated[
+        int, typer.Option("--lease-s", min=2, help="任务租约（秒）：工作进程失联超过此时间，任务交给其他进程重试")
+    ] = DEFAULT_LEASE_S,
+    burst: Annotated[bool, typer.Option("--burst", help="处理完队列中已有的任务后退出")] = False,
+    status: Annotated[bool, typer.Option("--status", help="只显示队列状态（排队、执行中、失败、工作进程数）")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="与 --status 一起使用：输出一个 JSON 文档")] = False,
+) -> None:
+    """任务工作进程（Redis 模式）：执行转写、导入、CRM 写入、渠道回复等后台任务。"""
+    from redis.exceptions import RedisError
+
+    from copilot.jobs.redis_queue import RedisJobQueue, run_workers
+
+    url = Settings().redis_url
+    if not url:
+        fail(NO_REDIS)
+    try:
+        if status:
+            stats = {"queue": queue, **RedisJobQueue(url, queue_name=queue).stats()}
+            if as_json:
+                emit_json(stats)
+            else:
+                typer.echo(
+                    f"队列 {queue}：排队 {stats['queued']}，执行中 {stats['started']}，等待重试 {stats['scheduled']}，"
+                    f"失败 {stats['failed']}，工作进程 {stats['workers']}"
+                )
+            return
+        typer.echo(f"销售副驾任务进程：队列 {queue}，{processes} 个进程，租约 {lease_s} 秒", err=True)
+        run_workers(url, queue_name=queue, processes=processes, lease_s=lease_s, burst=burst)
+    except RedisError as exc:
+        fail(f"无法连接 Redis（COPILOT_REDIS_URL={url}）：{type(exc).__name__}，请检查 Redis 是否在运行")

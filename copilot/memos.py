@@ -1,0 +1,401 @@
+"""Voice memos: upload → (job) decode → transcribe → extract visit record → draft CRM visit log.
+
+    pipeline = memo_pipeline(services)
+    memo_id = pipeline.accept(user, "c_renkang", audio_bytes)   # stored in COPILOT_HOME/uploads, row queued
+    pipeline.enqueue(memo_id)                                    # or pipeline.process(memo_id) synchronously
+    pipeline.view(user, memo_id)                                 # status, transcript, visit record, draft
+
+The upload is written to disk before anything else and is never deleted, so a memo that fails (corrupt,
+silent, too long) or whose process dies mid-transcription is not lost: failures are stored as
+``{"code", "message"}`` (Chinese), and ``resume_pending()`` re-queues memos left queued/processing.
+Logs carry memo ids only, never transcript text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from copilot.access import customer_for
+from copilot.domain import ProposedChange, User
+from copilot.errors import AppError
+from copilot.storage import tables as t
+from copilot.voice import ModelUnavailable
+from copilot.voice.decode import AudioError, decode_audio, detect_format
+from copilot.voice.extract import ExtractionContext, extract_visit, locator, script_segments
+
+if TYPE_CHECKING:
+    from connectors.crm.base import CRM, CustomerSnapshot
+    from copilot.jobs import JobQueue
+    from copilot.services import Services
+    from copilot.users import UserDirectory
+
+logger = logging.getLogger(__name__)
+
+PENDING = ("queued", "processing")
+_NO_SPEECH = "录音中没有识别出语音内容，请靠近麦克风重新录制。"
+_INTERNAL = "处理录音时出错，录音已保存，请稍后重试或联系管理员。"
+_MAX_CONTEXT_CUSTOMERS = 50
+
+SuggestFn = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_when(value: str | None) -> datetime:
+    if value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return datetime.now().astimezone()
+
+
+class MemoPipeline:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        crm: CRM,
+        users: UserDirectory,
+        uploads_dir: Path,
+        transcriber: Callable[[], Any],
+        llm: Any = None,
+        jobs: JobQueue | None = None,
+        max_bytes: int,
+        max_seconds: float,
+        suggest: SuggestFn | None = None,
+    ) -> None:
+        self.engine = engine
+        self.crm = crm
+        self.users = users
+        self.uploads_dir = Path(uploads_dir)
+        self._transcriber = transcriber
+        self.llm = llm
+        self.jobs = jobs
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.suggest = suggest
+
+    # -- upload ------------------------------------------------------------------------------------
+    def accept(
+        self, user: User, customer_id: str, data: bytes, *, recorded_at: datetime | None = None
+    ) -> str:
+        """Check scope and size, store the bytes, create the memo row (queued). Raises AppError."""
+        customer_for(user, customer_id, crm=self.crm, users=self.users)
+        if len(data) > self.max_bytes:
+            raise AppError("payload_too_large", f"文件过大：最大支持 {self.max_bytes // (1024 * 1024)} MB。")
+        memo_id = f"memo_{secrets.token_hex(8)}"
+        path = self._store(memo_id, data)
+        when = recorded_at or datetime.now().astimezone()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(t.memos).values(
+                    id=memo_id, customer_id=customer_id, user_id=user.id, recorded_at=when.isoformat(),
+                    status="queued", transcript="", segments=[], audio_path=str(path), created_at=_now(),
+                )
+            )  # fmt: skip
+        logger.info("memo %s uploaded by user %s (%d bytes)", memo_id, user.id, len(data))
+        return memo_id
+
+    def _store(self, memo_id: str, data: bytes) -> Path:
+        # The name is ours (id + sniffed format), never the client's file name.
+        self.uploads_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.uploads_dir / f"{memo_id}.{detect_format(data) or 'bin'}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+
+    @property
+    def _remote_jobs(self) -> bool:
+        return type(self.jobs).__name__ == "RedisJobQueue"
+
+    def enqueue(self, memo_id: str) -> None:
+        if self.jobs is None:
+            self.process(memo_id)
+        elif self._remote_jobs:  # a worker process rebuilds its own services and runs the job by name
+            self.jobs.submit(process_memo_job, memo_id)
+        else:
+            self.jobs.submit(self.process, memo_id)
+
+    def resume_pending(self) -> list[str]:
+        """Re-queue memos a previous process left queued or processing (their uploads are on disk).
+        On Redis the queue itself keeps (and re-delivers) jobs across restarts, so nothing is done."""
+        if self._remote_jobs:
+            return []
+        with self.engine.connect() as conn:
+            ids = [r.id for r in conn.execute(select(t.memos.c.id).where(t.memos.c.status.in_(PENDING),
+                                                                         t.memos.c.audio_path.is_not(None)))]  # fmt: skip
+        for memo_id in ids:
+            logger.info("memo %s resumed after restart", memo_id)
+            self.enqueue(memo_id)
+        return ids
+
+    # -- the job -----------------------------------------------------------------------------------
+    def process(self, memo_id: str) -> dict[str, Any]:
+        """Decode → transcribe → extract; the row ends ``done`` or ``failed`` (Chinese error). Returns
+        ``{"transcript": Transcript|None, "record": VisitRecord|None}`` for synchronous callers."""
+        row = self._row(memo_id)
+        if row is None or row.status in ("done", "failed"):
+            return {"transcript": None, "record": None}
+        self._set(memo_id, status="processing")
+        try:
+            transcript, record = self._run(row)
+        except AudioError as exc:
+            return self._fail(memo_id, exc.code, exc.message)
+        except ModelUnavailable as exc:
+            return self._fail(memo_id, "model_unavailable", str(exc))
+        except Exception as exc:
+            logger.exception("memo %s failed: %s", memo_id, type(exc).__name__)
+            return self._fail(memo_id, "internal_error", _INTERNAL)
+        visit = record.to_json()
+        visit["transcription"] = {"language": transcript.language, "duration_s": round(transcript.duration_s, 2),
+                                  "rtf": round(transcript.rtf, 4)}  # fmt: skip
+        self._set(
+            memo_id, status="done", transcript=transcript.text, error=None, visit_record=visit,
+            segments=[{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments],
+        )  # fmt: skip
+        logger.info("memo %s done (%d segments, mode %s)", memo_id, len(transcript.segments), record.mode)
+        self._suggest(memo_id, visit)
+        return {"transcript": transcript, "record": record}
+
+    def _suggest(self, memo_id: str, visit: dict[str, Any]) -> None:
+        """Suggestions produced from the finished memo (the agent reads done memos), kept with the record."""
+        if self.suggest is None:
+            return
+        try:
+            suggestions = self.suggest(memo_id, visit)
+        except Exception as exc:  # suggestions are extra: the memo stays done
+            logger.warning("memo %s suggestions failed: %s", memo_id, type(exc).__name__)
+            return
+        self._set(memo_id, visit_record={**visit, "suggestions": suggestions})
+
+    def _run(self, row: Any):
+        path = Path(row.audio_path or "")
+        if not path.is_file():
+            raise AudioError("missing_upload", "找不到上传的录音文件，请重新上传。")
+        audio = decode_audio(path, max_bytes=self.max_bytes, max_seconds=self.max_seconds)
+        context = self.context_for(row.customer_id, row.user_id)
+        transcript = self._transcriber().transcribe(audio.samples, hotwords=context.hotwords())
+        if not transcript.segments:
+            raise AudioError("no_speech", _NO_SPEECH)
+        record = extract_visit(
+            transcript.segments, recorded_at=_parse_when(row.recorded_at), context=context, llm=self.llm
+        )
+        return transcript, record
+
+    def _fail(self, memo_id: str, code: str, message: str) -> dict[str, Any]:
+        self._set(memo_id, status="failed", error={"code": code, "message": message})
+        logger.info("memo %s failed: %s", memo_id, code)
+        return {"transcript": None, "record": None, "error": {"code": code, "message": message}}
+
+    def context_for(self, customer_id: str | None, user_id: str | None) -> ExtractionContext:
+        """Names to listen for and match: the memo's customer, plus competitors across the rep's customers."""
+        snapshots: list[CustomerSnapshot] = []
+        chosen = self.crm.get_customer(customer_id) if customer_id else None
+        if chosen is not None:
+            snapshots.append(chosen)
+        others = self.crm.list_customers(owner_ids={user_id} if user_id else None)[:_MAX_CONTEXT_CUSTOMERS]
+        for summary in others:
+            if summary.id != customer_id:
+                snap = self.crm.get_customer(summary.id)
+                if snap is not None:
+                    snapshots.append(snap)
+        return ExtractionContext.from_snapshots(snapshots, customer_id=customer_id)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _row(self, memo_id: str):
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.memos).where(t.memos.c.id == memo_id)).first()
+
+    def _set(self, memo_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.memos).where(t.memos.c.id == memo_id).values(**values))
+
+    def view(self, user: User, memo_id: str) -> dict[str, Any]:
+        """The memo for its owner or a manager who sees the owner; AppError 404/403 otherwise."""
+        row = self._row(memo_id)
+        if row is None:
+            raise AppError("not_found", f"录音纪要 {memo_id} 不存在。")
+        owners = self.users.visible_owner_ids(user)
+        if row.user_id != user.id and (
+            not user.is_manager or (owners is not None and row.user_id not in owners)
+        ):
+            raise AppError("forbidden", "无权查看该录音纪要：只有上传人及其经理可以查看。")
+        return self.to_json(row)
+
+    def to_json(self, row: Any) -> dict[str, Any]:
+        record = dict(row.visit_record) if row.visit_record else None
+        draft = draft_visit_log(row, record) if record and row.status == "done" else None
+        suggestions = record.pop("suggestions", []) if record else []
+        segments = [
+            {
+                "index": i,
+                "start": s["start"],
+                "end": s["end"],
+                "locator": locator(s["start"], s["end"]),
+                "text": s["text"],
+            }
+            for i, s in enumerate(row.segments or [])
+        ]
+        return {
+            "memo_id": row.id,
+            "customer_id": row.customer_id,
+            "user_id": row.user_id,
+            "recorded_at": row.recorded_at,
+            "status": row.status,
+            "error": row.error,
+            "transcript": {"text": row.transcript or "", "segments": segments},
+            "visit_record": record,
+            "draft": draft,
+            "suggestions": suggestions,
+            "suggestions_note": None if self.suggest else "建议生成尚未接入：暂无基于录音的建议。",
+            "created_at": row.created_at.isoformat() if row.created_at else None,
+        }
+
+
+def draft_visit_log(row: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The CRM visit log the rep only has to confirm (ProposedChange ``log_visit``, DESIGN §5.4)."""
+    when = _parse_when(row.recorded_at).date() if row.recorded_at else date.today()
+    parts = []
+    if record.get("needs"):
+        parts.append("需求：" + "；".join(n["text"] for n in record["needs"]))
+    if record.get("objections"):
+        parts.append("异议：" + "；".join(f"[{o['type']}] {o['text']}" for o in record["objections"]))
+    if record.get("competitors"):
+        parts.append("竞品：" + "、".join(c["name"] for c in record["competitors"]))
+    if record.get("next_steps"):
+        parts.append(
+            "下一步："
+            + "；".join(
+                s["action"] + (f"（{s['due']} 前）" if s.get("due") else "") for s in record["next_steps"]
+            )
+        )
+    stage = (record.get("stage_hint") or {}).get("value")
+    if stage:
+        parts.append(f"阶段判断：{stage}")
+    contacts = [c["name"] for c in record.get("contacts") or [] if c.get("in_crm")]
+    change = ProposedChange(
+        op="log_visit",
+        fields={
+            "customer_id": row.customer_id,
+            "date": when.isoformat(),
+            "type": "拜访（语音纪要）",
+            "user_id": row.user_id,
+            "contacts": contacts,
+            "notes": "\n".join(parts)[:2000],
+            "memo_id": row.id,
+        },
+    )
+    return asdict(change)
+
+
+def memo_pipeline(services: Services) -> MemoPipeline:
+    """The one MemoPipeline of these services (jobs shared with the channels, in-process by default)."""
+    from copilot.channels_service import jobs_for
+
+    def build() -> MemoPipeline:
+        cfg = services.settings
+        return MemoPipeline(
+            engine=services.engine,
+            crm=services.crm,
+            users=services.users,
+            uploads_dir=cfg.home / "uploads",
+            transcriber=lambda: services.transcriber,
+            llm=services.llm,
+            jobs=services.jobs if hasattr(type(services), "jobs") else jobs_for(services),
+            max_bytes=cfg.max_upload_bytes,
+            max_seconds=float(cfg.max_audio_seconds),
+            suggest=_agent_suggest(services),
+        )
+
+    return services._once("_memo_pipeline", build)
+
+
+def process_memo_job(memo_id: str) -> None:
+    """The memo job by name, for ``copilot worker`` processes (Redis queue)."""
+    from copilot.jobs.redis_queue import worker_services
+
+    memo_pipeline(worker_services()).process(memo_id)
+
+
+def _agent_suggest(services: Services) -> SuggestFn | None:
+    """Suggestions from the agent (``copilot.suggestions``) that cite this memo; None if it is absent."""
+    try:
+        from copilot.suggestions import suggester_for
+    except ImportError:  # pragma: no cover - the agent is optional
+        return None
+
+    def suggest(memo_id: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+        row = memo_pipeline(services)._row(memo_id)
+        user = services.users.get(row.user_id) if row is not None and row.user_id else None
+        if user is None:
+            return []
+        result = suggester_for(services).for_customer(user, row.customer_id, channel="memo")
+        return [
+            s.to_json()
+            for s in result.suggestions
+            if any(c.kind == "memo" and c.ref == memo_id for c in s.citations)
+        ]
+
+    return suggest
+
+
+# -- evaluation wiring (evals/extraction.py takes the extractor as a parameter) ----------------------
+
+DEMO_CRM = Path(__file__).resolve().parent / "demo" / "crm.json"
+
+
+def _snapshots_from_json(data: Mapping[str, Any]) -> list[Any]:
+    from connectors.crm.base import Contact, CustomerSnapshot, Opportunity
+
+    out = []
+    for c in data.get("customers") or []:
+        out.append(
+            CustomerSnapshot(
+                id=c["id"], name=c["name"], owner_user_id=c.get("owner_user_id"),
+                contacts=tuple(Contact(x["name"], x.get("role", ""), bool(x.get("is_decision_maker"))) for x in c.get("contacts") or []),
+                opportunities=tuple(Opportunity(o["id"], o["name"], o["stage"], competitors=tuple(o.get("competitors") or ()))
+                                    for o in c.get("opportunities") or []),
+            )
+        )  # fmt: skip
+    return out
+
+
+def eval_extractor(services: Services) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """``extract(row)`` for ``evals.extraction.run_extraction``: the memo's ``script`` (as sentence
+    segments) or ``audio`` (transcribed) → the visit record in the gold shape. The CRM supplies names and
+    competitors; when it is empty, the bundled demo CRM does (the dataset's customers come from it)."""
+    crm = services.crm
+    snapshots = [s for s in (crm.get_customer(c.id) for c in crm.list_customers()) if s is not None]
+    if not snapshots:
+        snapshots = _snapshots_from_json(json.loads(DEMO_CRM.read_text(encoding="utf-8")))
+    known_ids = {s.id for s in snapshots}
+
+    def extract(row: Mapping[str, Any]) -> dict[str, Any]:
+        customer_id = row.get("customer") if row.get("customer") in known_ids else None
+        context = ExtractionContext.from_snapshots(snapshots, customer_id=customer_id)
+        when = _parse_when(row.get("recorded_at"))
+        if row.get("audio"):
+            segments = services.transcriber.transcribe(
+                Path(row["audio"]), hotwords=context.hotwords()
+            ).segments
+        else:
+            segments = script_segments(row.get("script") or "")
+        return extract_visit(segments, recorded_at=when, context=context, llm=services.llm).to_eval()
+
+    return extract

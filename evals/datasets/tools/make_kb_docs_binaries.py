@@ -9,94 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from copilot.demo.doc_writers import write_docx, write_meta, write_pdf, write_xlsx
 
 ROOT = Path(__file__).resolve().parents[1] / "kb_docs"
+AUTHOR = "薪云科技"
 
 # A document is a list of blocks: ("h1"|"h2"|"h3"|"p", text), ("table", [[header...], [row...]]), ("pagebreak", None).
-
-
-def write_pdf(path: Path, blocks: list, title: str) -> None:
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    base = {"fontName": "STSong-Light", "wordWrap": "CJK"}
-    styles = {
-        "h1": ParagraphStyle("h1", fontSize=18, leading=26, spaceAfter=10, **base),
-        "h2": ParagraphStyle("h2", fontSize=14, leading=20, spaceBefore=8, spaceAfter=6, **base),
-        "h3": ParagraphStyle("h3", fontSize=12, leading=18, spaceBefore=6, spaceAfter=4, **base),
-        "p": ParagraphStyle("p", fontSize=10.5, leading=17, spaceAfter=6, **base),
-        "cell": ParagraphStyle("cell", fontSize=9.5, leading=14, **base),
-    }
-    story = []
-    for kind, value in blocks:
-        if kind == "pagebreak":
-            story.append(PageBreak())
-        elif kind == "table":
-            data = [[Paragraph(str(c), styles["cell"]) for c in row] for row in value]
-            table = Table(data, repeatRows=1)
-            table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, "#888888"), ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-            story += [table, Spacer(1, 4 * mm)]
-        else:
-            story.append(Paragraph(value, styles[kind]))
-    doc = SimpleDocTemplate(str(path), pagesize=A4, title=title, author="云帆智能",
-                            leftMargin=20 * mm, rightMargin=20 * mm, topMargin=20 * mm, bottomMargin=20 * mm)
-    doc.build(story)
-
-
-def write_docx(path: Path, blocks: list, title: str) -> None:
-    import docx
-
-    document = docx.Document()
-    document.core_properties.title = title
-    document.core_properties.author = "云帆智能"
-    for kind, value in blocks:
-        if kind == "pagebreak":
-            document.add_page_break()
-        elif kind == "table":
-            table = document.add_table(rows=0, cols=len(value[0]))
-            table.style = "Table Grid"
-            for row in value:
-                cells = table.add_row().cells
-                for cell, text in zip(cells, row, strict=True):
-                    cell.text = str(text)
-        elif kind in ("h1", "h2", "h3"):
-            document.add_heading(value, level=int(kind[1]))
-        else:
-            document.add_paragraph(value)
-    document.save(str(path))
-
-
-def write_xlsx(path: Path, sheets: dict[str, list[list[str]]], title: str) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-
-    wb = Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for row in rows:
-            ws.append(row)
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for col, width in zip("ABCDE", (12, 30, 60, 12, 24), strict=False):
-            ws.column_dimensions[col].width = width
-        for row in ws.iter_rows(min_row=2):
-            for cell in row:
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
-    wb.properties.title = title
-    wb.properties.creator = "云帆智能"
-    wb.save(str(path))
-
-
-def write_meta(path: Path, meta: dict) -> None:
-    side = path.with_name(path.name + ".meta.yaml")
-    side.write_text(yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +216,12 @@ def main() -> None:
     for rel, kind, blocks, meta in docs:
         path = ROOT / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        (write_pdf if kind == "pdf" else write_docx)(path, blocks, meta["title"])
+        (write_pdf if kind == "pdf" else write_docx)(path, blocks, meta["title"], author=AUTHOR)
         write_meta(path, meta)
         print(f"{rel}: {path.stat().st_size} bytes")
     path = ROOT / "talk_tracks/talk_tracks_industry.xlsx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_xlsx(path, talk_tracks_industry(), "分行业话术表")
+    write_xlsx(path, talk_tracks_industry(), "分行业话术表", author=AUTHOR)
     write_meta(path, {"title": "分行业话术表", "date": "2026-03-01", "type": "talk_track", "visibility": "all"})
     print(f"talk_tracks/talk_tracks_industry.xlsx: {path.stat().st_size} bytes")
 

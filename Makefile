@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-fast bench eval lint install
+.PHONY: run test test-fast test-scaleout bench eval lint install
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/copilot run
 
+# Scale-out tests (tests/scaleout: PostgreSQL, Redis, a Chroma server, `copilot worker` processes) run
+# in this same command, on one xdist worker (loadgroup); each skips with its reason (-rs) if a service is down.
 test: $(STAMP)
-	$(VENV)/bin/pytest -n 2 -q
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -rs
+
+test-scaleout: $(STAMP)
+	$(VENV)/bin/pytest -q -rs tests/scaleout
 
 bench: $(STAMP)
 	$(PY) -m benches

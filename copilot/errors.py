@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors.crm.errors import CRMAuthError, CRMError, CRMUnavailable
+
 logger = logging.getLogger(__name__)
 
 # code -> (HTTP status, default Chinese message)
@@ -31,6 +33,9 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "db_unavailable": (503, "数据库暂不可用，请稍后重试。"),
     "model_unavailable": (503, "本地模型不可用。"),
     "internal_error": (500, "服务器内部错误，请稍后重试。"),
+    "crm_unavailable": (503, "CRM 暂时不可用，请稍后重试。"),
+    "crm_rejected": (502, "CRM 拒绝了该请求。"),
+    "crm_auth_error": (502, "CRM 认证失败，请管理员检查 CRM 令牌及权限范围。"),
 }
 
 
@@ -74,6 +79,20 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         detail = CATALOGUE.get(code, (0, "请求无法处理。"))[1] if code != "method_not_allowed" else "不支持该请求方法。"
         return JSONResponse(_body(code, detail, request), status_code=exc.status_code)
+
+    @app.exception_handler(CRMError)
+    async def _crm(request: Request, exc: CRMError):
+        # A read from the CRM failed (writes go through the outbox and do not raise here).
+        if isinstance(exc, CRMUnavailable):
+            code = "crm_unavailable"
+        else:
+            code = "crm_auth_error" if isinstance(exc, CRMAuthError) else "crm_rejected"
+        status, detail = CATALOGUE[code]
+        logger.warning("%s from %s (status %s, request %s)", code, exc.crm, exc.status, request_id(request))
+        response = JSONResponse(_body(code, detail, request), status_code=status)
+        if isinstance(exc, CRMUnavailable) and exc.retry_after:
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -32,6 +32,8 @@ from copilot.storage import tables as t
 from copilot.voice import ModelUnavailable
 from copilot.voice.decode import AudioError, decode_audio, detect_format
 from copilot.voice.extract import ExtractionContext, extract_visit, locator, script_segments
+from copilot.writeback import outbox
+from copilot.writeback.apply import apply_change
 
 if TYPE_CHECKING:
     from connectors.crm.base import CRM, CustomerSnapshot
@@ -45,6 +47,9 @@ PENDING = ("queued", "processing")
 _NO_SPEECH = "录音中没有识别出语音内容，请靠近麦克风重新录制。"
 _INTERNAL = "处理录音时出错，录音已保存，请稍后重试或联系管理员。"
 _MAX_CONTEXT_CUSTOMERS = 50
+# What the rep may change in the draft visit log before confirming; the rest (customer, rep, memo) is fixed.
+EDITABLE_VISIT_FIELDS = ("date", "type", "contacts", "notes")
+_MAX_NOTES = 2000
 
 SuggestFn = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 
@@ -238,6 +243,54 @@ class MemoPipeline:
             raise AppError("forbidden", "无权查看该录音纪要：只有上传人及其经理可以查看。")
         return self.to_json(row)
 
+    # -- confirming the draft visit log -------------------------------------------------------------
+    def confirm(self, user: User, memo_id: str, edited: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The uploader confirms the draft CRM visit log, optionally edited (``EDITABLE_VISIT_FIELDS``).
+
+        It goes through the write-back path (audit + outbox + idempotent CRM write) under the key
+        ``"{memo_id}:log_visit"``: confirming again (or twice at once) leaves one visit in the CRM and
+        changes nothing; the first confirmation's fields stand. Only the uploader may confirm (a manager
+        sees the memo but does not speak for the rep). Returns the memo view with ``confirmation``."""
+        row = self._row(memo_id)
+        if row is None:
+            raise AppError("not_found", f"录音纪要 {memo_id} 不存在。")
+        if row.user_id != user.id:
+            raise AppError("forbidden", "只有上传该录音的销售本人可以确认拜访日志。")
+        customer_for(user, row.customer_id, crm=self.crm, users=self.users)  # still theirs?
+        if row.status != "done" or not row.visit_record:
+            raise AppError("conflict", "录音纪要尚未处理完成（或处理失败），暂时不能确认拜访日志。", status=409)
+        draft = draft_visit_log(row, dict(row.visit_record))
+        fields = {**draft["fields"], **_clean_edits(edited or {})}
+        try:
+            apply_change(
+                self.engine, self.crm, user_id=user.id, change={"op": "log_visit", "fields": fields},
+                evidence_ids=[memo_id], key=confirm_key(memo_id),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise AppError("validation_error", str(exc)) from exc
+        logger.info("memo %s visit log confirmed by user %s", memo_id, user.id)
+        return self.to_json(self._row(memo_id))
+
+    def confirmation(self, row: Any, draft: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``{"status","edited","ref",…}``: ``unconfirmed`` until the rep confirms, then the write-back
+        status (pending → delivered, or failed/cancelled with a Chinese message) and the CRM record."""
+        entry = outbox.get(self.engine, confirm_key(row.id))
+        if entry is None:
+            return {"status": "unconfirmed", "edited": False, "ref": None}
+        written = entry.get("payload") or {}
+        proposed = (draft or {}).get("fields") or {}
+        changed = [k for k in EDITABLE_VISIT_FIELDS if k in written and written[k] != proposed.get(k)]
+        return {
+            "status": entry["status"],
+            "edited": bool(changed),
+            "edited_fields": changed,
+            "ref": entry.get("result"),
+            "fields": written,
+            "confirmed_by": entry.get("user_id"),
+            "confirmed_at": entry.get("created_at"),
+            "message": entry.get("last_error") if entry["status"] != outbox.DELIVERED else None,
+        }
+
     def to_json(self, row: Any) -> dict[str, Any]:
         record = dict(row.visit_record) if row.visit_record else None
         draft = draft_visit_log(row, record) if record and row.status == "done" else None
@@ -264,8 +317,43 @@ class MemoPipeline:
             "draft": draft,
             "suggestions": suggestions,
             "suggestions_note": None if self.suggest else "建议生成尚未接入：暂无基于录音的建议。",
+            "confirmation": self.confirmation(row, draft) if draft is not None else None,
             "created_at": row.created_at.isoformat() if row.created_at else None,
         }
+
+
+def confirm_key(memo_id: str) -> str:
+    """The idempotency key of a memo's visit log in the write-back outbox and the CRM."""
+    return f"{memo_id}:log_visit"
+
+
+def _clean_edits(edited: Mapping[str, Any]) -> dict[str, Any]:
+    """The rep's edits to the draft, checked; AppError 422 (Chinese) for anything else."""
+    unknown = sorted(set(edited) - set(EDITABLE_VISIT_FIELDS))
+    if unknown:
+        raise AppError(
+            "validation_error",
+            f"不能修改字段：{'、'.join(unknown)}；可修改：{'、'.join(EDITABLE_VISIT_FIELDS)}。",
+        )
+    out: dict[str, Any] = {}
+    if "date" in edited:
+        try:
+            out["date"] = date.fromisoformat(str(edited["date"])).isoformat()
+        except ValueError:
+            raise AppError("validation_error", "拜访日期格式应为 YYYY-MM-DD。") from None
+    if "type" in edited:
+        out["type"] = str(edited["type"] or "").strip()[:50]
+    if "contacts" in edited:
+        contacts = edited["contacts"] or []
+        if not isinstance(contacts, list) or not all(isinstance(c, str) for c in contacts):
+            raise AppError("validation_error", "联系人应为姓名列表。")
+        out["contacts"] = [c.strip() for c in contacts if c.strip()][:20]
+    if "notes" in edited:
+        notes = str(edited["notes"] or "")
+        if len(notes) > _MAX_NOTES:
+            raise AppError("validation_error", f"拜访记录最多 {_MAX_NOTES} 字。")
+        out["notes"] = notes
+    return out
 
 
 def draft_visit_log(row: Any, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -140,12 +140,16 @@ class Services:
             from knowledge_base.base import KnowledgeBase
 
             cfg = self.settings
-            return KnowledgeBase(
+            from copilot.adoption.ratings import RatingStore
+
+            kb = KnowledgeBase(
                 engine=self.engine,
                 embedder=self.embedder,
                 chroma_path=None if cfg.chroma_url else cfg.chroma_path,
                 chroma_url=cfg.chroma_url or None,
             )
+            RatingStore(self.engine).sync(kb)  # reps' talk-track ratings feed ranking from the start
+            return kb
 
         return self._once("_kb", build)
 

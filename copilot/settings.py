@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Upload limits for memos (bytes / seconds).
     max_upload_bytes: int = 25 * 1024 * 1024
     max_audio_seconds: int = 600
+    # Background write-back: outbox delivery every N seconds (0 = off), CRM sync-back every M seconds.
+    outbox_interval_s: float = 30.0
+    crm_sync_interval_s: float = 600.0
 
     llm: LLMSettings = Field(default_factory=LLMSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)

@@ -32,6 +32,7 @@ from copilot.llm.chat_model import ChatModel
 from copilot.storage import tables as t
 from copilot.users import UserDirectory
 from copilot.writeback.apply import apply_change
+from copilot.writeback.delivery import failure_notifier
 
 if TYPE_CHECKING:
     from knowledge_base.base import KnowledgeBase
@@ -164,7 +165,7 @@ class SuggestionStore:
             if row.status not in OPEN:
                 return _row_to_suggestion(row)
             values: dict[str, Any] = {"citations": citations, "confidence": s.confidence, "updated_at": now}
-            if row.status != "edited":  # keep the rep's own wording
+            if row.status != "edited" and not self.was_edited(conn, row.id):  # keep the rep's own wording
                 values.update(
                     title=s.title, rationale=s.rationale, proposed_change=_change_json(s.proposed_change)
                 )
@@ -206,24 +207,78 @@ class SuggestionStore:
                     status=409,
                 )
             values: dict[str, Any] = {"status": status, "updated_at": datetime.now(UTC)}
-            if action == "edit" and edited:
-                if isinstance(edited.get("title"), str) and edited["title"].strip():
-                    values["title"] = edited["title"].strip()[:200]
-                if isinstance(edited.get("rationale"), str):
-                    values["rationale"] = edited["rationale"].strip()[:1000]
-                if "proposed_change" in edited:
-                    change = clean_change(edited["proposed_change"], row.customer_id)
-                    if edited["proposed_change"] is not None and change is None:
-                        raise AppError("validation_error", "修改后的 CRM 变更不合法（op 或字段有误）。")
-                    values["proposed_change"] = _change_json(change)
+            changes = _edit_values(row, edited) if action == "edit" and edited else {}
+            changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
+            values.update(changes)
             conn.execute(update(t.suggestions).where(t.suggestions.c.id == sid).values(**values))
-            detail = {
+            detail: dict[str, Any] = {
                 k: v for k, v in {"comment": comment, "edited_fields": sorted(edited or {})}.items() if v
             }
+            if changes:  # what the rep changed, from what: the audit of the CRM write cites the original
+                detail["original"] = {k: getattr(row, k) for k in changes}
+                detail["edited"] = changes
             self._event(conn, sid, user_id, status, channel=channel, detail=detail or None)
             fresh = conn.execute(select(t.suggestions).where(t.suggestions.c.id == sid)).one()
         logger.info("suggestion %s %s by user %s", sid, status, user_id)
         return _row_to_suggestion(fresh)
+
+    @staticmethod
+    def was_edited(conn: Connection, sid: str) -> bool:
+        ev = t.suggestion_events.c
+        return (
+            conn.execute(select(ev.id).where(ev.suggestion_id == sid, ev.event == "edited").limit(1)).first()
+            is not None
+        )
+
+    def edit_history(self, sid: str) -> dict[str, Any] | None:
+        """The proposed change as first proposed, if the rep edited it since: ``{"original",
+        "edits", "edited_at"}``; None when the change was never edited."""
+        ev = t.suggestion_events.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ev.detail, ev.created_at)
+                .where(ev.suggestion_id == sid, ev.event == "edited")
+                .order_by(ev.id)
+            ).all()
+        edits = [r for r in rows if "proposed_change" in ((r.detail or {}).get("original") or {})]
+        if not edits:
+            return None
+        at = edits[-1].created_at
+        return {
+            "original": edits[0].detail["original"]["proposed_change"],
+            "edits": len(edits),
+            "edited_at": at.isoformat() if hasattr(at, "isoformat") else str(at),
+        }
+
+
+def _edit_values(row: Any, edited: dict[str, Any]) -> dict[str, Any]:
+    """The columns a rep's edit changes. ``proposed_change`` may be partial (fields merged over the
+    proposed ones, op kept when omitted) or None (no CRM change). A new title also becomes the
+    title of a proposed task that carried the old title."""
+    out: dict[str, Any] = {}
+    if isinstance(edited.get("title"), str) and edited["title"].strip():
+        out["title"] = edited["title"].strip()[:200]
+    if isinstance(edited.get("rationale"), str):
+        out["rationale"] = edited["rationale"].strip()[:1000]
+    current = row.proposed_change or {}
+    if "proposed_change" in edited:
+        raw = edited["proposed_change"]
+        if raw is None:
+            out["proposed_change"] = None
+            return out
+        if not isinstance(raw, dict) or not isinstance(raw.get("fields", {}), dict):
+            raise AppError("validation_error", "修改后的 CRM 变更不合法（op 或字段有误）。")
+        op = raw.get("op") or current.get("op")
+        base = dict(current.get("fields") or {}) if op == current.get("op") else {}
+        change = clean_change({"op": op, "fields": {**base, **(raw.get("fields") or {})}}, row.customer_id)
+        if change is None:
+            raise AppError("validation_error", "修改后的 CRM 变更不合法（op 或字段有误）。")
+        out["proposed_change"] = _change_json(change)
+    elif "title" in out and current.get("op") == "create_task":
+        fields = dict(current.get("fields") or {})
+        if fields.get("title") == row.title:
+            out["proposed_change"] = {"op": "create_task", "fields": {**fields, "title": out["title"]}}
+    return out
 
 
 class Suggester:
@@ -238,8 +293,10 @@ class Suggester:
         kb: Callable[[], KnowledgeBase] | None,
         llm: ChatModel | None,
         rules: RuleStore | None = None,
+        on_failed: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_failed = on_failed  # a confirmed write that failed for good: tell the rep
         self.users = users
         self.crm = crm
         self._kb = kb
@@ -302,26 +359,47 @@ class Suggester:
         return SourceResolver(crm=self.crm, engine=self.engine, kb=(lambda: kb) if kb is not None else None,
                               facts_for=lambda snap: self.facts(snap, as_of, kb))  # fmt: skip
 
-    def apply(self, user: User, suggestion_id: str) -> dict[str, Any]:
-        """Perform the suggestion's proposed change in the CRM (idempotent by suggestion and op)."""
+    def apply(
+        self,
+        user: User,
+        suggestion_id: str,
+        *,
+        fields: dict[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> dict[str, Any]:
+        """Perform the suggestion's proposed change in the CRM (idempotent by suggestion and op).
+
+        ``fields`` edits the proposed fields and confirms in one step (recorded as an ``edited``
+        event). Whatever the rep edited, before or here, is what is written, and the audit entry
+        keeps the original proposal next to the edit. Permission is checked before anything is
+        written: a customer the rep may not see → 403 and nothing recorded.
+        """
         row = self.store.get(suggestion_id)
         if row is None or row.user_id != user.id:
             raise AppError("not_found", "建议不存在。")
         customer_for(user, row.customer_id, crm=self.crm, users=self.users)
         if row.status == "dismissed":
             raise AppError("conflict", "该建议已忽略，不能执行。", status=409)
-        change = row.proposed_change
-        if not change:
+        if not row.proposed_change:
             raise AppError("validation_error", "该建议没有可执行的 CRM 变更。")
-        if change.get("op") == "update_stage" and (change.get("fields") or {}).get("stage") in (
-            "赢单",
-            "输单",
-        ):
-            raise AppError("forbidden", "赢单/输单须由销售在 CRM 中依据合同等实际凭证手动变更。")
+        if fields is not None:
+            wanted = _edit_values(row, {"proposed_change": {"fields": fields}})["proposed_change"]
+            _check_change(wanted)
+            if wanted != row.proposed_change:
+                self.store.feedback(user.id, suggestion_id, "edit", comment=None,
+                                    edited={"proposed_change": wanted}, channel=channel)  # fmt: skip
+                row = self.store.get(suggestion_id)
+        change = row.proposed_change
+        _check_change(change)
         change = {
             "op": change["op"],
             "fields": {**(change.get("fields") or {}), "customer_id": row.customer_id},
         }
+        history = self.store.edit_history(suggestion_id)
+        audit_detail: dict[str, Any] = {"suggestion_id": suggestion_id}
+        if history is not None:
+            audit_detail |= {"original": history["original"], "edited": change, "edits": history["edits"],
+                             "edited_at": history["edited_at"]}  # fmt: skip
 
         def mark_applied(conn: Connection) -> None:
             # Same transaction as the audit entry and the outbox row: re-check ownership and status.
@@ -343,12 +421,19 @@ class Suggester:
             result = apply_change(
                 self.engine, self.crm, user_id=user.id, change=change,
                 evidence_ids=[c["ref"] for c in row.citations or []], key=f"{suggestion_id}:{change['op']}",
-                in_transaction=mark_applied,
+                in_transaction=mark_applied, on_failed=self.on_failed, audit_detail=audit_detail,
             )  # fmt: skip
         except ValueError as exc:
             raise AppError("validation_error", str(exc)) from exc
         fresh = self.store.get(suggestion_id)
         return {"suggestion": _row_to_suggestion(fresh).to_json(), "result": result.to_json()}
+
+
+def _check_change(change: dict[str, Any] | None) -> None:
+    if not change:
+        raise AppError("validation_error", "该建议没有可执行的 CRM 变更。")
+    if change.get("op") == "update_stage" and (change.get("fields") or {}).get("stage") in ("赢单", "输单"):
+        raise AppError("forbidden", "赢单/输单须由销售在 CRM 中依据合同等实际凭证手动变更。")
 
 
 def suggester_for(services: Any) -> Suggester:
@@ -362,5 +447,6 @@ def suggester_for(services: Any) -> Suggester:
             kb=lambda: services.kb,
             llm=services.llm,
             rules=RuleStore(services.settings.home / "rules.yaml"),
+            on_failed=failure_notifier(services),
         ),
     )

@@ -49,7 +49,9 @@ def seed_demo_adoption(engine: Engine, crm: CRM, *, now: datetime | None = None,
             .select_from(kb_chunks.join(kb_documents, kb_documents.c.path == kb_chunks.c.doc_path))
             .order_by(kb_chunks.c.id)
         ).all()  # fmt: skip
-        managers = conn.execute(select(t.users.c.id, t.users.c.team_id).where(t.users.c.role == "manager")).all()
+        managers = conn.execute(
+            select(t.users.c.id, t.users.c.team_id).where(t.users.c.role == "manager")
+        ).all()
         teams = dict(conn.execute(select(t.users.c.id, t.users.c.team_id)).all())
     rng = random.Random(seed)
     # A few documents carry most citations, as in real use.
@@ -69,7 +71,9 @@ def seed_demo_adoption(engine: Engine, crm: CRM, *, now: datetime | None = None,
                 action = rng.choice(sorted(TITLES))
                 short = cust.name.split("（")[0][:6]
                 title = rng.choice(TITLES[action]).format(c=short)
-                shown = now - timedelta(days=7 * (weeks - week) - rng.uniform(0, 6.5), hours=rng.uniform(0, 8))
+                shown = now - timedelta(
+                    days=7 * (weeks - week) - rng.uniform(0, 6.5), hours=rng.uniform(0, 8)
+                )
                 citations = [
                     {"kind": "crm", "ref": f"{cust.id}.opportunities", "locator": "", "source": f"{cust.id}.opportunities",
                      "quote": cust.name, "label": f"依据CRM：{short}·商机"},
@@ -88,7 +92,9 @@ def seed_demo_adoption(engine: Engine, crm: CRM, *, now: datetime | None = None,
                     "updated_at": shown,
                 })  # fmt: skip
                 ev = [("proposed", shown - timedelta(minutes=5), None, None)]
-                ev.append(("shown", shown, rng.choice(("web", "web", "wecom", "wecom", "dingtalk", "digest")), None))
+                ev.append(
+                    ("shown", shown, rng.choice(("web", "web", "wecom", "wecom", "dingtalk", "digest")), None)
+                )
                 roll, at = rng.random(), shown + timedelta(hours=rng.expovariate(1 / 20))
                 p_accept, p_edit, p_dismiss = 0.25 + 0.2 * progress, 0.12 + 0.05 * progress, 0.25
                 status = "proposed"
@@ -107,7 +113,14 @@ def seed_demo_adoption(engine: Engine, crm: CRM, *, now: datetime | None = None,
                         detail = {"edited_fields": ["title"]}
                     ev.append((status, at, "web", detail))
                     if status in ("accepted", "edited") and rng.random() < 0.6:
-                        ev.append(("applied", at + timedelta(minutes=rng.randint(1, 90)), "web", {"op": "create_task"}))
+                        ev.append(
+                            (
+                                "applied",
+                                at + timedelta(minutes=rng.randint(1, 90)),
+                                "web",
+                                {"op": "create_task"},
+                            )
+                        )
                         status = "applied"
                     suggestions[-1]["status"] = status
                 for name, when, channel, detail in ev:
@@ -117,7 +130,9 @@ def seed_demo_adoption(engine: Engine, crm: CRM, *, now: datetime | None = None,
                 kb_cites = [c for c in citations if c["kind"] == "kb"]
                 if kb_cites and status != "proposed" and rng.random() < 0.35:
                     good = status != "dismissed"
-                    rating = rng.choice(("effective", "effective", "partial") if good else ("ineffective", "partial"))
+                    rating = rng.choice(
+                        ("effective", "effective", "partial") if good else ("ineffective", "partial")
+                    )
                     ratings.append({"chunk_id": kb_cites[0]["ref"], "source": kb_cites[0]["source"],
                                     "user_id": cust.owner_user_id, "suggestion_id": sid, "rating": rating,
                                     "reason": {"effective": "客户认可，推进顺利", "partial": "思路对，数据要更新",

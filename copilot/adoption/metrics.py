@@ -120,7 +120,9 @@ def trend(records: Sequence[SuggestionRecord], now: datetime) -> list[dict[str, 
     return out
 
 
-def most_dismissed(records: Iterable[SuggestionRecord], now: datetime, limit: int = 10) -> list[dict[str, Any]]:
+def most_dismissed(
+    records: Iterable[SuggestionRecord], now: datetime, limit: int = 10
+) -> list[dict[str, Any]]:
     """Suggestions (same action type and title) dismissed most often, with the reasons given."""
     groups: dict[tuple[str, str], list[SuggestionRecord]] = defaultdict(list)
     for r in records:

@@ -33,11 +33,17 @@ ACTION_LABELS = {
     "involve_expert": "引入专家",
     "other": "其他",
 }
-CHANNEL_LABELS = {"web": "网页", "wecom": "企业微信", "dingtalk": "钉钉", "digest": "每日摘要", "cli": "命令行"}
+CHANNEL_LABELS = {
+    "web": "网页",
+    "wecom": "企业微信",
+    "dingtalk": "钉钉",
+    "digest": "每日摘要",
+    "cli": "命令行",
+}
 OUTCOME_LABELS = {
     "accepted": "采纳",
     "edited": "修改后采纳",
-    "dismissed": "忽略（主动）",
+    "dismissed": "主动忽略",
     "ignored": "7天未处理",
     "pending": "待处理",
     "not_shown": "未展示",
@@ -124,9 +130,13 @@ class AdoptionService:
             "time_to_action": m.time_to_action(records),
             "trend": m.trend(records, now),
             "by_rep": named(m.breakdown(records, now, "rep_id", lambda r: [r.user_id]), "rep_id", user_names),
-            "by_team": named(m.breakdown(records, now, "team_id", lambda r: [r.team_id]), "team_id", team_names),
+            "by_team": named(
+                m.breakdown(records, now, "team_id", lambda r: [r.team_id]), "team_id", team_names
+            ),
             "by_action_type": named(
-                m.breakdown(records, now, "action_type", lambda r: [r.action_type]), "action_type", ACTION_LABELS
+                m.breakdown(records, now, "action_type", lambda r: [r.action_type]),
+                "action_type",
+                ACTION_LABELS,
             ),
             "by_channel": named(
                 m.breakdown(records, now, "channel", lambda r: [r.channel]), "channel", CHANNEL_LABELS
@@ -204,7 +214,12 @@ class AdoptionService:
             ]  # fmt: skip
         report = self.report(viewer, filters)
         if name == "summary":
-            return [{**report["totals"], **{f"time_to_action_{k}": v for k, v in report["time_to_action"].items()}}]
+            return [
+                {
+                    **report["totals"],
+                    **{f"time_to_action_{k}": v for k, v in report["time_to_action"].items()},
+                }
+            ]
         if name == "outcomes":
             groups = report["outcomes"]["groups"]
             return [{"group": g, **v, "note": report["outcomes"]["note"]} for g, v in groups.items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,9 +12,21 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from copilot.api.metrics import AppMetrics, MetricsMiddleware
-from copilot.api.routes import adoption, channels, chat, customers, health, kb, memos, suggestions, web
+from copilot.api.routes import (
+    adoption,
+    channels,
+    chat,
+    customers,
+    health,
+    kb,
+    memos,
+    notifications,
+    suggestions,
+    web,
+)
 from copilot.errors import install_error_handlers
 from copilot.services import Services
+from copilot.writeback.delivery import OutboxLoop
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
 
@@ -28,8 +41,21 @@ def _session_secret(home: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Embedded mode: the server delivers the CRM outbox itself (Redis mode: `copilot worker` does)."""
+    services: Services = app.state.services
+    loop = None if services.settings.redis_url else OutboxLoop(services).start()
+    try:
+        yield
+    finally:
+        if loop is not None:
+            loop.stop()
+
+
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API")
+    app = FastAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API",
+                  lifespan=_lifespan)  # fmt: skip
     app.state.services = services
     app.state.metrics = AppMetrics()
 
@@ -49,7 +75,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption):
+    for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption, notifications):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

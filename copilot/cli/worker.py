@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
 
@@ -17,13 +18,18 @@ NO_REDIS = (
 
 
 def worker(
-    processes: Annotated[int, typer.Option("--processes", "-n", min=1, help="工作进程数（进程意外退出会自动重启）")] = 1,
+    processes: Annotated[
+        int, typer.Option("--processes", "-n", min=1, help="工作进程数（进程意外退出会自动重启）")
+    ] = 1,
     queue: Annotated[str, typer.Option(help="队列名")] = DEFAULT_QUEUE,
     lease_s: Annotated[
-        int, typer.Option("--lease-s", min=2, help="任务租约（秒）：工作进程失联超过此时间，任务交给其他进程重试")
+        int,
+        typer.Option("--lease-s", min=2, help="任务租约（秒）：工作进程失联超过此时间，任务交给其他进程重试"),
     ] = DEFAULT_LEASE_S,
     burst: Annotated[bool, typer.Option("--burst", help="处理完队列中已有的任务后退出")] = False,
-    status: Annotated[bool, typer.Option("--status", help="只显示队列状态（排队、执行中、失败、工作进程数）")] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="只显示队列状态（排队、执行中、失败、工作进程数）")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="与 --status 一起使用：输出一个 JSON 文档")] = False,
 ) -> None:
     """任务工作进程（Redis 模式）：执行转写、导入、CRM 写入、渠道回复等后台任务。"""
@@ -48,4 +54,7 @@ def worker(
         typer.echo(f"销售副驾任务进程：队列 {queue}，{processes} 个进程，租约 {lease_s} 秒", err=True)
         run_workers(url, queue_name=queue, processes=processes, lease_s=lease_s, burst=burst)
     except RedisError as exc:
-        fail(f"无法连接 Redis（COPILOT_REDIS_URL={url}）：{type(exc).__name__}，请检查 Redis 是否在运行")
+        where = urlparse(url)
+        fail(
+            f"无法连接 Redis（{where.hostname}:{where.port or 6379}）：{type(exc).__name__}，请检查 Redis 是否在运行"
+        )

@@ -23,6 +23,9 @@ def seed_if_empty(services: Services, *, progress: Callable[[str], None] = lambd
         report = services.kb.ingest([DEMO_DIR / "kb"])
         data = report.to_json() if hasattr(report, "to_json") else report
         progress(f"  知识库：新增 {data['added']} 篇，失败 {len(data['failed'])} 篇")
+        from copilot.adoption.demo import seed_demo_adoption
+
+        seed_demo_adoption(services.engine, services.crm)  # a filled managers' dashboard for the tour
         logins = [
             {"user_id": uid, "label": label, "token": services.users.issue_token(uid, label="demo")}
             for uid, label in DEMO_LOGINS

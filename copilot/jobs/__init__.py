@@ -5,4 +5,11 @@ from copilot.jobs.base import JobQueue
 from copilot.jobs.inprocess import InProcessJobQueue
 from copilot.jobs.redis_queue import JobQueueUnavailable, RedisJobQueue, run_workers, worker_services
 
-__all__ = ["InProcessJobQueue", "JobQueue", "JobQueueUnavailable", "RedisJobQueue", "run_workers", "worker_services"]
+__all__ = [
+    "InProcessJobQueue",
+    "JobQueue",
+    "JobQueueUnavailable",
+    "RedisJobQueue",
+    "run_workers",
+    "worker_services",
+]

@@ -109,6 +109,7 @@ audit_log = Table(
     Column("after", JSON),
     Column("evidence", JSON),
     Column("idempotency_key", String(200), index=True),  # links the entry to its outbox row
+    Column("detail", JSON),  # e.g. the rep's edit: {"suggestion_id", "original", "edited"}
 )
 
 outbox = Table(
@@ -145,3 +146,4 @@ channel_messages = Table(
 )
 
 from copilot.adoption import tables as _adoption_tables  # noqa: E402,F401  (ratings, annotations: on this metadata)
+from copilot.writeback import tables as _writeback_tables  # noqa: E402,F401  (outcomes, notifications)

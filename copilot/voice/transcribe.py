@@ -1,11 +1,16 @@
 """Transcriber port and the faster-whisper adapter (bundled Whisper base, int8 on CPU).
 
 Choices below were measured on the real Mandarin clips of ``evaldata/asr`` (CER on the ``official*``
-references; see benches/bench_asr.py): beam 5 beats greedy (0.16 vs 0.18); a *Traditional*-script
-prompt (Whisper's Chinese training text is mostly Traditional) cut CER from 0.20 to 0.16 and adds
-punctuation, and t2s converts the output back; hotwords help only in Traditional script (relevant names
-0.13, unrelated names 0.18; Simplified names 0.25, with loops); Silero VAD raised CER on short clips, so
-it is used only on long recordings; Mandarin wins a close language call.
+references; see benches/bench_asr.py): beam 5 beats greedy (0.13 vs 0.24 with the prompt below); a
+*Traditional*-script prompt (Whisper's Chinese training text is mostly Traditional) adds punctuation
+and cut CER from 0.20 to 0.16, and asking for punctuation in it ("請加上標點符號") to 0.13 (a
+close variant, "使用標點符號", gave 0.18: six clips, one 12 s meeting clip dominates, so read these as
+rough); the output is converted back with OpenCC ``tw2s`` (Taiwan-standard → Simplified: 著急 →
+着急, which plain t2s leaves alone). Hotwords help only in Traditional script (relevant names 0.13,
+unrelated names 0.18; Simplified names 0.25, with loops), so CRM names go in as Taiwan-standard
+Traditional (``s2tw``: 刘晓峰 → 劉曉峰, where s2t writes the HK variant 峯) and come back Simplified.
+Silero VAD raised CER on short clips, so it is used only on long recordings; Mandarin wins a close
+language call.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ from copilot.voice.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, SAMPLE_
 # Language call: keep another language only when Whisper is this sure and zh is far behind.
 _OTHER_LANGUAGE_MIN_PROB = 0.6
 _ZH_MIN_RATIO = 0.25
+# Languages a memo may be transcribed in besides Mandarin (the extractor reads Chinese; English memos
+# are kept as spoken). Others (Whisper base calls robotic Mandarin Thai) fall back to Mandarin.
+LANGUAGES = ("zh", "en")
 # VAD helps long, pause-heavy memos (skips silence, fewer hallucinations); it clipped short clips.
 VAD_MIN_SECONDS = 30.0
 _VAD_PARAMETERS = {"min_silence_duration_ms": 700, "speech_pad_ms": 400}
 _MAX_HOTWORDS_CHARS = 200  # hotwords share Whisper's 224-token prompt window
-_ZH_PROMPT = "以下是普通話的句子。"
+_ZH_PROMPT = "以下是普通話的句子，請加上標點符號。"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +89,21 @@ def _opencc(config: str):
     return OpenCC(config)
 
 
+# OpenCC keeps 甚麼 → 甚么 (a real but rare word); in speech it is always 什么.
+_SIMPLIFIED_FIXES = (("甚么", "什么"),)
+
+
 def to_simplified(text: str) -> str:
-    return _opencc("t2s").convert(text)
+    """Whisper's Traditional (mostly Taiwan-standard) output → Simplified."""
+    text = _opencc("tw2s").convert(text)
+    for wrong, right in _SIMPLIFIED_FIXES:
+        text = text.replace(wrong, right)
+    return text
 
 
 def to_traditional(text: str) -> str:
-    return _opencc("s2t").convert(text)
+    """Simplified names → the Taiwan-standard Traditional Whisper writes (round-trips via ``to_simplified``)."""
+    return _opencc("s2tw").convert(text)
 
 
 _ASCII_AFTER_CJK = re.compile(r"(?<=[\u3400-\u9fff])\s*([,?!:;])\s*")
@@ -98,10 +115,12 @@ def chinese_text(text: str) -> str:
     return _ASCII_AFTER_CJK.sub(lambda m: _FULL_WIDTH[m.group(1)], to_simplified(text))
 
 
-def choose_language(probs: Sequence[tuple[str, float]]) -> str:
-    """Mandarin unless Whisper is confidently sure of another language (short Mandarin clips are often
-    mis-detected as ja/ko/yue with low confidence)."""
-    ranked = sorted(probs, key=lambda p: p[1], reverse=True)
+def choose_language(probs: Sequence[tuple[str, float]], languages: Sequence[str] = LANGUAGES) -> str:
+    """Mandarin unless Whisper is confidently sure of another of ``languages`` (short or accented
+    Mandarin is often mis-detected as ja/ko/yue with low confidence, robotic or noisy Mandarin even as
+    Thai with high confidence: a language the copilot does not serve is never chosen)."""
+    ranked = sorted(((lang, p) for lang, p in probs if lang == "zh" or lang in languages),
+                    key=lambda p: p[1], reverse=True)  # fmt: skip
     if not ranked:
         return "zh"
     top, top_p = ranked[0]
@@ -111,6 +130,19 @@ def choose_language(probs: Sequence[tuple[str, float]]) -> str:
     if top_p < _OTHER_LANGUAGE_MIN_PROB or zh_p >= _ZH_MIN_RATIO * top_p:
         return "zh"
     return top
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+_ECHO_MIN_CHARS = 5
+
+
+def is_prompt_echo(text: str, prompt: str = _ZH_PROMPT) -> bool:
+    """Whisper repeats its initial prompt on unintelligible audio ("以下是普通话的句子，请加…")."""
+    bare, echo = _bare(text), _bare(to_simplified(prompt))
+    return len(bare) >= _ECHO_MIN_CHARS and bare[:_ECHO_MIN_CHARS] == echo[:_ECHO_MIN_CHARS]
 
 
 def _hotword_prompt(hotwords: Sequence[str]) -> str | None:
@@ -138,6 +170,7 @@ class WhisperTranscriber:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_seconds: float = DEFAULT_MAX_SECONDS,
         vad_min_seconds: float = VAD_MIN_SECONDS,
+        languages: Sequence[str] = LANGUAGES,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.cpu_threads = cpu_threads
@@ -145,6 +178,7 @@ class WhisperTranscriber:
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
         self.vad_min_seconds = vad_min_seconds
+        self.languages = tuple(languages)
         self.load_seconds: float | None = None
         self._model = None
         self._lock = threading.Lock()
@@ -196,7 +230,7 @@ class WhisperTranscriber:
         started = time.perf_counter()  # RTF covers decoding + transcription, not a one-off model load
         if language is None:
             _, _, probs = model.detect_language(samples)
-            language = choose_language(probs)
+            language = choose_language(probs, self.languages)
         use_vad = duration > self.vad_min_seconds
         zh = language == "zh"
         prompt_words = _hotword_prompt(hotwords)
@@ -214,7 +248,7 @@ class WhisperTranscriber:
         segments = tuple(
             Segment(start=round(p.start, 2), end=round(p.end, 2), text=convert(p.text.strip()))
             for p in pieces
-            if p.text.strip()
+            if p.text.strip() and not (zh and is_prompt_echo(p.text))
         )
         joiner = "" if language in ("zh", "ja", "yue") else " "
         text = joiner.join(s.text for s in segments)

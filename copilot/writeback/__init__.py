@@ -5,4 +5,7 @@ outbox.enqueue(...)    inside the caller's transaction; a key already queued is 
 outbox.deliver_pending(...)  after commit: exponential backoff with jitter, honours Retry-After,
                        permanent errors → failed with a Chinese message; rows survive restarts
 commands.*             what `copilot outbox list|retry|cancel --json` prints
+delivery.run_outbox_tick(services)  the background pass (API lifespan in embedded mode, `copilot worker`
+                       in Redis mode): delivery, Chinese notifications of failures, CRM sync-back
+sync.sync_outcomes(...)  stage moves and won/lost read back from the CRM into ``crm_outcomes``
 """

@@ -65,6 +65,7 @@ def apply_change(
     now: datetime | None = None,
     policy: outbox.RetryPolicy = outbox.RetryPolicy(),
     on_failed: Callable[[dict[str, Any]], None] | None = None,
+    audit_detail: dict[str, Any] | None = None,
 ) -> ApplyResult:
     """Queue ``change`` (``{"op": ..., "fields": {...}}``, DESIGN §5.4 proposed_change) under ``key``.
 
@@ -72,7 +73,9 @@ def apply_change(
     and ``in_transaction(conn)`` (e.g. marking the suggestion accepted). Only the first apply of a
     key does this; later ones (concurrent, or after a timeout) find the row and just deliver it.
     Delivery runs after commit; the CRM sees ``key`` as its idempotency key. Permissions are the
-    caller's job. Raises ValueError (Chinese message) if the change is invalid.
+    caller's job. ``audit_detail`` goes into the audit entry as is (e.g. the rep's edit of the
+    proposed fields: ``{"suggestion_id", "original", "edited"}``). Raises ValueError (Chinese
+    message) if the change is invalid.
     """
     op = str(change.get("op", ""))
     draft = draft_for(op, dict(change.get("fields") or {}))
@@ -92,6 +95,7 @@ def apply_change(
                 evidence_ids=evidence_ids,
                 key=key,
                 at=now,
+                detail=audit_detail,
             )
             if in_transaction is not None:
                 in_transaction(conn)

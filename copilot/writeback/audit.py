@@ -21,6 +21,7 @@ def record(
     evidence_ids: list[str] | tuple[str, ...] = (),
     key: str | None = None,
     at: datetime | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> int:
     """Write one entry inside the caller's transaction; returns its id."""
     result = conn.execute(
@@ -33,6 +34,7 @@ def record(
             after=after,
             evidence=list(evidence_ids),
             idempotency_key=key,
+            detail=detail,
         )
     )
     return int(result.inserted_primary_key[0])

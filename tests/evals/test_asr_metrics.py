@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from evals.asr import cer, edit_distance, run_asr, wer
-from evals.text_norm import char_tokens, normalize_text, word_tokens
+from evals.text_norm import char_tokens, chinese_numerals, integer_zh, normalize_text, word_tokens
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,42 @@ def test_normalisation_steps():
     assert normalize_text("經理說：「你好！」") == "经理说 你好"  # Traditional → Simplified
     assert word_tokens("Don't  stop-now") == ["dont", "stop", "now"]
     assert char_tokens("你 好。") == ["你", "好"]
+
+
+@pytest.mark.parametrize(
+    ("n", "spoken"),
+    [(0, "零"), (7, "七"), (10, "十"), (12, "十二"), (20, "二十"), (105, "一百零五"), (110, "一百一十"),
+     (1005, "一千零五"), (2000, "二千"), (10500, "一万零五百"), (100000, "十万"), (110000, "十一万"),
+     (20000001, "二千万零一"), (100000000, "一亿"), (300050000, "三亿零五万")],
+)  # fmt: skip
+def test_integers_are_read_by_place_value(n, spoken):
+    assert integer_zh(n) == spoken
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("打85折", "打八十五折"),
+        ("便宜20%", "便宜百分之二十"),
+        ("3.5%的返点", "百分之三点五的返点"),
+        ("2026年3月", "二零二六年三月"),  # a year digit by digit, the month by value
+        ("1,200台", "一千二百台"),
+        ("电话13800138000", "电话一三八零零一三八零零零"),
+        ("编号007", "编号零零七"),
+        ("下周三之前", "下周三之前"),  # no digits: unchanged
+    ],
+)
+def test_chinese_numerals_reads_arabic_numbers_as_spoken(text, spoken):
+    assert chinese_numerals(text) == spoken
+
+
+def test_cer_compares_numbers_as_spoken_on_both_sides_and_wer_leaves_them():
+    assert cer(["客户要求打八五折，便宜百分之二十"], ["客户要求打85折，便宜20%。"]) == pytest.approx(1 / 15)
+    assert cer(["一共三十五台"], ["一共35台"]) == 0.0
+    assert cer(["一共35台"], ["一共三十五台"]) == 0.0  # symmetric
+    assert cer(["一共三十五台"], ["一共36台"]) == pytest.approx(1 / 6)
+    assert normalize_text("ＡＢＣ，１２３") == "abc 123"  # only CER tokens read numbers out
+    assert wer(["ROOM 12"], ["room 12"]) == 0.0
 
 
 @dataclass(frozen=True)

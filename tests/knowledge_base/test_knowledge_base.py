@@ -131,3 +131,17 @@ def test_passage_mode_eval_runs_through_the_knowledge_base(make_kb):
     ]
     result = run_retrieval_passages(passages, queries, index_factory=lambda: make_kb("passages"), k=10)
     assert result["n_queries"] == 3 and result["recall@10"] == 1.0 and result["recall@1"] >= 2 / 3
+
+
+def test_a_search_sees_what_another_process_ingested_or_removed(make_kb, corpus, tmp_path):
+    reader, writer = make_kb("shared"), make_kb("shared")  # two processes on one catalogue
+    assert reader.search("预算没了", k=3) == []
+    version = reader.catalog.version()
+    writer.ingest([corpus])
+    assert reader.catalog.version() > version
+    hits = reader.search("今年预算没了", k=3)
+    assert hits
+    gone = hits[0].document.path
+    (corpus / gone).unlink()
+    writer.ingest([corpus])
+    assert all(h.document.path != gone for h in reader.search("今年预算没了", k=10))

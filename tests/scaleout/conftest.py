@@ -3,6 +3,7 @@ here (`chroma run`), and `copilot worker` processes. Each piece skips with its r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -127,7 +128,16 @@ class Stack:
         n = len(self.workers)
         out = (self.logs / f"worker{n}.log").open("wb")
         proc = subprocess.Popen(  # noqa: S603
-            [str(BIN / "copilot"), "worker", "--queue", self.queue_name, "-n", str(processes), "--lease-s", str(lease_s)],
+            [
+                str(BIN / "copilot"),
+                "worker",
+                "--queue",
+                self.queue_name,
+                "-n",
+                str(processes),
+                "--lease-s",
+                str(lease_s),
+            ],
             env=self.env,
             cwd=REPO,
             stdout=out,
@@ -139,10 +149,8 @@ class Stack:
         return proc
 
     def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -197,6 +205,8 @@ def stack_env(stack, monkeypatch) -> Stack:
 def queue(stack_env):
     from copilot.jobs.redis_queue import RedisJobQueue
 
-    q = RedisJobQueue(stack_env.env["COPILOT_REDIS_URL"], queue_name=stack_env.queue_name, retry_intervals=(0,))
+    q = RedisJobQueue(
+        stack_env.env["COPILOT_REDIS_URL"], queue_name=stack_env.queue_name, retry_intervals=(0,)
+    )
     yield q
     q.shutdown()

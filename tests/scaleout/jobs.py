@@ -23,14 +23,18 @@ def record_effect(key: str, hold_s: float) -> int:
     then apply the effect once, keyed by ``key``. Returns the attempt number."""
     engine = worker_services().engine
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS probe_attempts (key TEXT, pid INT, at DOUBLE PRECISION)"))
+        conn.execute(
+            text("CREATE TABLE IF NOT EXISTS probe_attempts (key TEXT, pid INT, at DOUBLE PRECISION)")
+        )
         conn.execute(text("CREATE TABLE IF NOT EXISTS probe_effects (key TEXT PRIMARY KEY, pid INT)"))
     with engine.begin() as conn:
         conn.execute(
             text("INSERT INTO probe_attempts (key, pid, at) VALUES (:k, :p, :t)"),
             {"k": key, "p": os.getpid(), "t": time.time()},
         )
-        attempt = conn.execute(text("SELECT count(*) FROM probe_attempts WHERE key = :k"), {"k": key}).scalar_one()
+        attempt = conn.execute(
+            text("SELECT count(*) FROM probe_attempts WHERE key = :k"), {"k": key}
+        ).scalar_one()
     if attempt == 1:
         time.sleep(hold_s)
     with engine.begin() as conn:

@@ -52,7 +52,9 @@ def test_jobs_submitted_here_run_on_a_worker_process(stack_env, queue):
 def test_a_failing_job_is_retried_then_marked_failed(stack_env, monkeypatch):
     from copilot.jobs.redis_queue import RedisJobQueue
 
-    q = RedisJobQueue(stack_env.env["COPILOT_REDIS_URL"], queue_name=stack_env.queue_name, retries=2, retry_intervals=(0,))
+    q = RedisJobQueue(
+        stack_env.env["COPILOT_REDIS_URL"], queue_name=stack_env.queue_name, retries=2, retry_intervals=(0,)
+    )
     worker = stack_env.start_worker()
     job_id = q.enqueue(jobs.fail_always, 7)
 

@@ -36,7 +36,9 @@ def test_a_worker_killed_mid_job_has_its_job_retried_by_another_worker_once(stac
     first = stack_env.start_worker(lease_s=2)
 
     job_id = queue.enqueue(jobs.record_effect, key, 120.0)
-    (attempt,) = _wait(lambda: _rows(engine, "SELECT pid FROM probe_attempts WHERE key = :k", key), 60, "the first attempt")
+    (attempt,) = _wait(
+        lambda: _rows(engine, "SELECT pid FROM probe_attempts WHERE key = :k", key), 60, "the first attempt"
+    )
     second = stack_env.start_worker(lease_s=2)
     killed_at = time.monotonic()
     stack_env.kill(first, signal.SIGKILL)  # the whole process group: no clean shutdown, no goodbye
@@ -67,3 +69,54 @@ def test_a_live_worker_keeps_a_job_longer_than_its_lease(stack_env, queue):
     for w in workers:
         stack_env.kill(w)
     engine.dispose()
+
+
+@pytest.mark.models
+def test_a_worker_killed_mid_transcription_leaves_the_memo_done_once(stack_env, queue):
+    """Upload through the API process; the worker dies while transcribing; another worker finishes it."""
+    from fastapi.testclient import TestClient
+
+    from copilot.api.app import create_app
+    from copilot.crm_import import CRMImporter
+    from copilot.services import build_services
+    from copilot.settings import Settings
+    from tests.copilot.conftest import DATA, token_for
+
+    services = build_services(Settings())
+    services.provide("jobs", queue)
+    CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
+    first = stack_env.start_worker(lease_s=2)
+    headers = token_for(services, "rep_a")
+    with TestClient(create_app(services)) as client:
+        r = client.post(
+            "/api/memos",
+            files={
+                "file": (
+                    "voice.m4a",
+                    (DATA / "audio" / "speech.m4a").read_bytes(),
+                    "application/octet-stream",
+                )
+            },
+            data={"customer_id": "c_a1"},
+            headers=headers,
+        )
+        assert r.status_code == 202, r.text
+        memo_id = r.json()["memo_id"]
+
+        def status() -> str:
+            return client.get(f"/api/memos/{memo_id}", headers=headers).json()["status"]
+
+        _wait(lambda: status() == "processing", 120, "worker 1 to start the memo", step=0.02)
+        second = stack_env.start_worker(lease_s=2)
+        stack_env.kill(first, signal.SIGKILL)
+
+        assert queue.wait_idle(180), stack_env.log(len(stack_env.workers) - 1)
+        memo = client.get(f"/api/memos/{memo_id}", headers=headers).json()
+
+    assert memo["status"] == "done", memo.get("error")
+    assert any(w in memo["transcript"]["text"] for w in ("报价", "拜访", "客户"))
+    log = stack_env.log(len(stack_env.workers) - 1)
+    assert log.count("Successfully completed copilot.memos.process_memo_job") == 1, log
+    assert "enqueued for retry" in log
+    stack_env.kill(second)
+    services.engine.dispose()

@@ -184,7 +184,9 @@ def annotations(suggestion_id: str, user: ManagerDep, services: ServicesDep) -> 
     """经理查看一条建议的评审记录。"""
     store = adoption_for(services).annotations
     store.check_scope(suggestion_id, services.users.visible_owner_ids(user))
-    return {"annotations": [a.to_json() for a in store.for_suggestions({suggestion_id}).get(suggestion_id, [])]}
+    return {
+        "annotations": [a.to_json() for a in store.for_suggestions({suggestion_id}).get(suggestion_id, [])]
+    }
 
 
 # -- the dashboard page -----------------------------------------------------------------------------

@@ -1,15 +1,17 @@
-"""Voice memos over HTTP (DESIGN §5.5): upload → 202 {"memo_id"}; read status, transcript, visit record."""
+"""Voice memos over HTTP (DESIGN §5.5): upload → 202 {"memo_id"}; read status, transcript, visit record;
+the uploader confirms the draft CRM visit log (write-back, idempotent)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from copilot.api.deps import ServicesDep, UserDep
 from copilot.errors import AppError
@@ -68,3 +70,17 @@ async def upload_memo(
 def get_memo(memo_id: str, user: UserDep, services: ServicesDep) -> dict:
     """录音纪要：状态、带时间戳的转写、拜访记录、CRM 拜访日志草稿与建议（上传人及其经理可见）。"""
     return memo_pipeline(services).view(user, memo_id)
+
+
+class ConfirmRequest(BaseModel):
+    """Optional edits to the draft visit log: any of ``date`` (YYYY-MM-DD), ``type``, ``contacts``, ``notes``."""
+
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/{memo_id}/confirm")
+def confirm_memo(
+    memo_id: str, user: UserDep, services: ServicesDep, body: ConfirmRequest | None = None
+) -> dict:
+    """确认（可先修改）录音生成的 CRM 拜访日志并写入 CRM；仅上传人可确认，重复确认只写一次。"""
+    return memo_pipeline(services).confirm(user, memo_id, (body or ConfirmRequest()).fields)

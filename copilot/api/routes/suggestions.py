@@ -56,10 +56,15 @@ def feedback(suggestion_id: str, body: FeedbackRequest, user: UserDep, services:
     ).to_json()
 
 
+class ApplyRequest(BaseModel):
+    fields: dict[str, Any] | None = Field(default=None, description="修改后再确认：覆盖建议中的 CRM 字段")
+
+
 @router.post("/suggestions/{suggestion_id}/apply")
-def apply(suggestion_id: str, user: UserDep, services: ServicesDep) -> dict:
-    """执行建议中的 CRM 变更（幂等：重复调用只写一次）。"""
-    return suggester_for(services).apply(user, suggestion_id)
+def apply(suggestion_id: str, user: UserDep, services: ServicesDep, body: ApplyRequest | None = None) -> dict:
+    """执行建议中的 CRM 变更（幂等：重复调用只写一次）；可带 fields 修改后一并确认（记录为修改）。"""
+    fields = body.fields if body is not None else None
+    return suggester_for(services).apply(user, suggestion_id, fields=fields, channel="web")
 
 
 @router.get("/suggestions/digest")

@@ -61,7 +61,7 @@ def fake():
 
 @pytest.fixture
 def crm(fake):
-    crm = HubSpotCRM(base_url=fake.url, token=fake.token, timeout=0.5)
+    crm = HubSpotCRM(base_url=fake.url, token=fake.token, timeout=3.0)
     yield crm
     crm.close()
 
@@ -113,7 +113,7 @@ def test_429_carries_retry_after(fake, crm):
 def test_retry_after_a_timeout_where_hubspot_wrote_makes_one_task(fake, crm):
     company, _ = seed(fake)
     fake.faults.pass_next(1)  # the company check
-    fake.faults.hang_next(1, seconds=2, after_write=True)  # the upsert writes, then the response never comes
+    fake.faults.hang_next(1, seconds=6, after_write=True)  # the upsert writes, then the response never comes
     with pytest.raises(CRMUnavailable):
         crm.create_task(TaskDraft(company, "回访"), idempotency_key="k-timeout")
     ref = crm.create_task(TaskDraft(company, "回访"), idempotency_key="k-timeout")

@@ -56,7 +56,7 @@ def fake():
 
 @pytest.fixture
 def crm(fake):
-    crm = SalesforceCRM(instance_url=fake.url, access_token=fake.token, timeout=0.5)
+    crm = SalesforceCRM(instance_url=fake.url, access_token=fake.token, timeout=3.0)
     yield crm
     crm.close()
 
@@ -101,14 +101,14 @@ def test_429_carries_retry_after(fake, crm):
 
 def test_hang_becomes_a_bounded_timeout(fake, crm):
     acct, _ = seed(fake)
-    fake.faults.hang_next(1, seconds=2)
+    fake.faults.hang_next(1, seconds=6)
     with pytest.raises(CRMUnavailable):
         crm.create_task(TaskDraft(acct, "x"), idempotency_key="k")
 
 
 def test_retry_after_a_timeout_where_salesforce_wrote_makes_one_task(fake, crm):
     acct, _ = seed(fake)
-    fake.faults.hang_next(1, seconds=2, after_write=True)
+    fake.faults.hang_next(1, seconds=6, after_write=True)
     with pytest.raises(CRMUnavailable):
         crm.create_task(TaskDraft(acct, "回访"), idempotency_key="k-timeout")
     ref = crm.create_task(TaskDraft(acct, "回访"), idempotency_key="k-timeout")

@@ -90,7 +90,9 @@ def test_ignored_needs_seven_full_days_without_action():
 
 
 def test_totals_match_the_hand_computed_log():
-    assert counts(RECORDS, NOW) == row(7, accepted=2, edited=1, dismissed=2, ignored=1, applied=2, rate=0.4286)
+    assert counts(RECORDS, NOW) == row(
+        7, accepted=2, edited=1, dismissed=2, ignored=1, applied=2, rate=0.4286
+    )
 
 
 def test_time_to_action_runs_from_shown_to_the_first_action():
@@ -111,7 +113,10 @@ def test_breakdowns_by_rep_team_type_document_and_channel():
     ]
     by_type = breakdown(RECORDS, NOW, "action_type", lambda r: [r.action_type])
     assert by_type == [
-        {"action_type": "schedule_visit", **row(3, accepted=1, dismissed=1, ignored=1, applied=1, rate=0.3333)},
+        {
+            "action_type": "schedule_visit",
+            **row(3, accepted=1, dismissed=1, ignored=1, applied=1, rate=0.3333),
+        },
         {"action_type": "send_material", **row(2, edited=1, dismissed=1, rate=0.5)},
         {"action_type": "care_task", **row(1, rate=0.0)},
         {"action_type": "follow_up_quote", **row(1, accepted=1, applied=1, rate=1.0)},
@@ -200,7 +205,9 @@ def many(group: str, n: int, won: int, start: int) -> tuple[list, dict]:
     records, snaps = [], {}
     for i in range(n):
         cid = f"{group}{start + i}"
-        events = [("shown", at(1))] + ([("accepted", at(2))] if group == "adopted" else [("dismissed", at(2))])
+        events = [("shown", at(1))] + (
+            [("accepted", at(2))] if group == "adopted" else [("dismissed", at(2))]
+        )
         records.append(record(cid, "a1", "t_a", cid, "other", [], events))
         snaps[cid] = CustomerSnapshot(id=cid, name=cid, opportunities=(
             opp("o", "赢单" if i < won else "输单", [("线索", "2026-01-01"), ("赢单" if i < won else "输单", "2026-03-20")]),))  # fmt: skip

@@ -222,3 +222,86 @@ def test_suggestions_produced_from_the_memo_cite_its_segments(crm_services, clie
         memo_citations = [c for c in suggestion["citations"] if c["kind"] == "memo"]
         assert memo_citations and all(c["ref"] == memo_id for c in memo_citations)
         assert all(c["quote"] in segments.get(c["locator"], "") for c in memo_citations)
+
+
+def _memo_visits(services, memo_id: str) -> list:
+    snapshot = services.crm.get_customer("c_a1")
+    return [v for v in snapshot.visits if v.memo_id == memo_id]
+
+
+def _done_memo(client, services) -> str:
+    services.provide("transcriber", ScriptedTranscriber(
+        "今天见了华星的采购，对方说我们的报价太贵了。", "我下周三之前把折扣申请提交上去。"
+    ))  # fmt: skip
+    memo_id = upload(client, services, "rep_a", AUDIO / "speech_8k.wav").json()["memo_id"]
+    assert finished(client, services, "rep_a", memo_id)["status"] == "done"
+    return memo_id
+
+
+def test_confirming_the_visit_log_twice_writes_one_crm_visit(crm_services, client_for):
+    client = client_for(crm_services)
+    memo_id = _done_memo(client, crm_services)
+    before = client.get(f"/api/memos/{memo_id}", headers=token_for(crm_services, "rep_a")).json()
+    assert before["confirmation"] == {"status": "unconfirmed", "edited": False, "ref": None}
+    assert _memo_visits(crm_services, memo_id) == []
+
+    first = client.post(f"/api/memos/{memo_id}/confirm", headers=token_for(crm_services, "rep_a"))
+    again = client.post(f"/api/memos/{memo_id}/confirm", json={"fields": {"notes": "改过"}},
+                        headers=token_for(crm_services, "rep_a"))  # fmt: skip
+
+    assert first.status_code == 200 and again.status_code == 200, (first.text, again.text)
+    confirmation = first.json()["confirmation"]
+    assert confirmation["status"] == "delivered" and confirmation["edited"] is False
+    assert confirmation["ref"]["kind"] == "visit"
+    assert again.json()["confirmation"]["ref"] == confirmation["ref"]  # the first confirmation stands
+    visits = _memo_visits(crm_services, memo_id)
+    assert len(visits) == 1
+    assert visits[0].notes == before["draft"]["fields"]["notes"] and "报价" in visits[0].notes
+    shown = client.get(f"/api/memos/{memo_id}", headers=token_for(crm_services, "rep_a")).json()
+    assert shown["confirmation"]["status"] == "delivered" and shown["confirmation"]["ref"] == confirmation["ref"]
+
+
+def test_the_rep_may_edit_the_visit_log_before_confirming(crm_services, client_for):
+    client = client_for(crm_services)
+    memo_id = _done_memo(client, crm_services)
+    edits = {"date": "2026-03-02", "notes": "需求：八五折。下一步：周三前提交折扣申请。", "contacts": ["王磊"]}
+
+    response = client.post(f"/api/memos/{memo_id}/confirm", json={"fields": edits},
+                           headers=token_for(crm_services, "rep_a"))  # fmt: skip
+
+    assert response.status_code == 200, response.text
+    confirmation = response.json()["confirmation"]
+    assert confirmation["edited"] is True and set(confirmation["edited_fields"]) >= {"date", "notes"}
+    (visit,) = _memo_visits(crm_services, memo_id)
+    assert (visit.date, visit.notes) == ("2026-03-02", edits["notes"])
+    assert visit.user_id == "rep_a"
+    bad = client.post(f"/api/memos/{memo_id}/confirm", json={"fields": {"customer_id": "c_b1"}},
+                      headers=token_for(crm_services, "rep_a"))  # fmt: skip
+    assert bad.status_code == 422 and "不能修改" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("user", ["rep_b", "rep_a2", "mgr_a"])
+def test_only_the_uploader_confirms_and_others_write_nothing(crm_services, client_for, user):
+    client = client_for(crm_services)
+    memo_id = _done_memo(client, crm_services)
+
+    response = client.post(f"/api/memos/{memo_id}/confirm", headers=token_for(crm_services, user))
+
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    assert _memo_visits(crm_services, memo_id) == []
+    shown = client.get(f"/api/memos/{memo_id}", headers=token_for(crm_services, "rep_a")).json()
+    assert shown["confirmation"]["status"] == "unconfirmed"
+    missing = client.post("/api/memos/memo_nope/confirm", headers=token_for(crm_services, "rep_a"))
+    assert missing.status_code == 404
+
+
+def test_a_failed_memo_cannot_be_confirmed(crm_services, client_for):
+    crm_services.provide("transcriber", ScriptedTranscriber("不应被调用"))
+    client = client_for(crm_services)
+    memo_id = upload(client, crm_services, "rep_a", data=b"").json()["memo_id"]
+    assert finished(client, crm_services, "rep_a", memo_id)["status"] == "failed"
+
+    response = client.post(f"/api/memos/{memo_id}/confirm", headers=token_for(crm_services, "rep_a"))
+
+    assert response.status_code == 409 and "尚未处理完成" in response.json()["detail"]
+    assert _memo_visits(crm_services, memo_id) == []

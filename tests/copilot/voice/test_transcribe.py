@@ -16,7 +16,9 @@ from copilot.voice.transcribe import (
     _hotword_prompt,
     chinese_text,
     choose_language,
+    is_prompt_echo,
     to_simplified,
+    to_traditional,
 )
 from evals.asr import cer
 
@@ -46,6 +48,8 @@ def test_transcript_json_has_exactly_the_cli_contract_keys():
         ([("ja", 0.45), ("zh", 0.30)], "zh"),  # unsure: Mandarin wins
         ([("ko", 0.7), ("zh", 0.2)], "zh"),  # zh close behind
         ([("en", 0.97), ("zh", 0.01)], "en"),  # confidently English
+        ([("th", 0.93), ("en", 0.02), ("zh", 0.01)], "zh"),  # robotic Mandarin "is" Thai: not served
+        ([("th", 0.2), ("en", 0.75), ("zh", 0.01)], "en"),
         ([], "zh"),
     ],
 )
@@ -57,8 +61,32 @@ def test_traditional_output_becomes_simplified():
     assert to_simplified("這個經理說完了銷售問題") == "这个经理说完了销售问题"
 
 
+def test_taiwan_standard_output_and_spoken_words_become_simplified():
+    assert to_simplified("他很著急，看著報價單問甚麼時候下週三") == "他很着急，看着报价单问什么时候下周三"
+
+
+@pytest.mark.parametrize(
+    "name", ["刘晓峰", "钟文斌", "鲜丰汇", "海拓物联", "智云科技", "华星电子", "里程", "叶国华", "东莞粤华"]
+)
+def test_crm_names_go_to_whisper_in_traditional_and_come_back_unchanged(name):
+    hotword = to_traditional(name)
+
+    assert hotword != name or name == to_simplified(name)
+    assert to_simplified(hotword) == name
+    assert "峯" not in to_traditional("刘晓峰")  # Taiwan standard, as Whisper writes it (s2t gives the HK 峯)
+
+
 def test_chinese_output_gets_full_width_punctuation_but_numbers_keep_theirs():
     assert chinese_text("首先,說一下報價? 總價3,000元!") == "首先，说一下报价？总价3,000元！"
+
+
+@pytest.mark.parametrize(
+    ("text", "echo"),
+    [("以下是普通话的句子，请加。", True), ("以下是普通話的句子，請加下普通話。", True), ("以下是报价", False),
+     ("以下", False), ("今天见了客户，以下是普通话的句子", False)],
+)  # fmt: skip
+def test_an_echoed_initial_prompt_is_recognised(text, echo):
+    assert is_prompt_echo(text) is echo
 
 
 def test_hotwords_are_deduplicated_and_bounded():

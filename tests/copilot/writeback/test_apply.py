@@ -101,7 +101,7 @@ def test_invalid_change_is_refused_before_anything_is_written(crm_services):
 def test_apply_twice_after_a_timeout_where_the_crm_wrote_creates_one_task(services, sf):
     fake, crm, acct, _ = sf
     change = {"op": "create_task", "fields": {"customer_id": acct, "title": "回访张总"}}
-    fake.faults.hang_next(1, seconds=2, after_write=True)
+    fake.faults.hang_next(1, seconds=6, after_write=True)
     first = apply_change(
         services.engine, crm, user_id="rep_a", change=change, evidence_ids=[], key="sg_9:create_task"
     )

@@ -1,0 +1,89 @@
+"""The dashboard in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core from
+Node): the numbers shown match values computed by hand from the seeded log, a drill-down opens the
+suggestions behind a number, and a table downloads as CSV. The screenshot is kept as a test artifact
+(``$COPILOT_TEST_ARTIFACTS``, default the test's tmp dir).
+
+Skipped when Node, Chromium or playwright-core is missing (``COPILOT_TEST_PLAYWRIGHT_CORE`` points at
+the playwright-core package folder; ``COPILOT_TEST_CHROMIUM`` at the browser)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from copilot.api.app import create_app
+from tests.support.servers import serve_in_thread
+
+CHROMIUM = os.environ.get("COPILOT_TEST_CHROMIUM", "/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[3]
+PW_CANDIDATES = [
+    os.environ.get("COPILOT_TEST_PLAYWRIGHT_CORE", ""),
+    str(REPO / "node_modules" / "playwright-core"),
+    "/tmp/pw/node_modules/playwright-core",
+]
+PW = next((p for p in PW_CANDIDATES if p and Path(p, "package.json").exists()), None)
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("node") and Path(CHROMIUM).exists() and PW),
+    reason="needs node, chromium and playwright-core (see the module docstring)",
+)
+
+SCRIPT = r"""
+const { chromium } = require(process.env.PW);
+const fs = require('fs');
+(async () => {
+  const base = process.env.BASE, out = {};
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
+  out.external = []; out.errors = [];
+  page.on('request', r => { if (!r.url().startsWith(base)) out.external.push(r.url()); });
+  page.on('pageerror', e => out.errors.push(String(e)));
+  await page.goto(base + '/login?token=' + process.env.TOKEN);
+  await page.goto(base + '/dashboard');
+  out.kpis = Object.fromEntries(await page.$$eval('[data-kpi]', els => els.map(e => [e.dataset.kpi, e.textContent.trim()])));
+  out.by_rep = await page.$$eval('[data-table="by_rep"] tbody tr', rows => rows.map(r => [r.dataset.key,
+    r.querySelector('[data-col="shown"]').textContent.trim(), r.querySelector('[data-col="adoption_rate"]').textContent.trim()]));
+  out.charts = await page.evaluate(() => !!(window.Chart && Chart.getChart('chart-trend')));
+  await page.screenshot({ path: process.env.SHOT, fullPage: true });
+  await page.click('[data-kpi="dismissed"] a');
+  await page.waitForSelector('#drill tbody tr');
+  out.drill = await page.$$eval('#drill tbody tr', rows => rows.map(r => r.dataset.id + ' ' + r.textContent));
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#t-by_rep a.csv')]);
+  out.csv = fs.readFileSync(await download.path(), 'utf8');
+  await browser.close();
+  console.log(JSON.stringify(out));
+})().catch(e => { console.error(e); process.exit(1); });
+"""
+
+
+def test_dashboard_in_headless_chromium_matches_hand_computed_numbers(log_services, tmp_path):
+    artifacts = Path(os.environ.get("COPILOT_TEST_ARTIFACTS", tmp_path))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = artifacts / "dashboard.png"
+    script = tmp_path / "dashboard.js"
+    script.write_text(SCRIPT, encoding="utf-8")
+    token = log_services.users.issue_token("mgr_a")
+    with serve_in_thread(create_app(log_services)) as base:
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PW": PW, "CHROMIUM": CHROMIUM,
+               "BASE": base, "TOKEN": token, "SHOT": str(shot), "NO_PROXY": "127.0.0.1"}  # fmt: skip
+        proc = subprocess.run(["node", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Team t_a by hand (conftest LOG): sg_1 accepted+applied, sg_2 edited, sg_3 dismissed, sg_4 ignored, sg_5 pending.
+    assert {k: out["kpis"][k] for k in ("shown", "accepted", "edited", "dismissed", "ignored", "applied")} == {
+        "shown": "5", "accepted": "1", "edited": "1", "dismissed": "1", "ignored": "1", "applied": "1",
+    }  # fmt: skip
+    assert out["kpis"]["adoption_rate"] == "40.0%"  # (1 + 1) / 5
+    assert sorted(out["by_rep"]) == [["rep_a", "3", "66.7%"], ["rep_a2", "2", "0.0%"]]
+    assert out["charts"] is True
+    assert len(out["drill"]) == 1 and out["drill"][0].startswith("sg_3") and "时机不对" in out["drill"][0]
+    rows = out["csv"].lstrip("\ufeff").splitlines()
+    assert rows[0].startswith("rep_id,shown,accepted") and len(rows) == 3
+    assert out["external"] == [] and out["errors"] == []
+    assert shot.stat().st_size > 10_000

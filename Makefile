@@ -22,9 +22,9 @@ run: $(STAMP)
 	$(VENV)/bin/copilot run
 
 # Scale-out tests (tests/scaleout: PostgreSQL, Redis, a Chroma server, `copilot worker` processes) run
-# in this same command, on one xdist worker (loadgroup); each skips with its reason (-rs) if a service is down.
+# in this same command; each skips with its reason (-rs) if a service is down.
 test: $(STAMP)
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -rs
+	$(VENV)/bin/pytest -n 2 -q -rs
 
 test-scaleout: $(STAMP)
 	$(VENV)/bin/pytest -q -rs tests/scaleout

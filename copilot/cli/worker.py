@@ -52,7 +52,16 @@ def worker(
                 )
             return
         typer.echo(f"销售副驾任务进程：队列 {queue}，{processes} 个进程，租约 {lease_s} 秒", err=True)
-        run_workers(url, queue_name=queue, processes=processes, lease_s=lease_s, burst=burst)
+        # In Redis mode the API does not deliver the CRM outbox; the worker's parent process does.
+        from copilot.cli.common import services
+        from copilot.writeback.delivery import OutboxLoop
+
+        loop = None if burst else OutboxLoop(services()).start()
+        try:
+            run_workers(url, queue_name=queue, processes=processes, lease_s=lease_s, burst=burst)
+        finally:
+            if loop is not None:
+                loop.stop()
     except RedisError as exc:
         where = urlparse(url)
         fail(

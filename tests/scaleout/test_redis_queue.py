@@ -13,7 +13,7 @@ from copilot.services import build_services
 from copilot.settings import Settings
 from tests.scaleout import jobs
 
-pytestmark = [pytest.mark.redis, pytest.mark.xdist_group("scaleout")]
+pytestmark = pytest.mark.redis
 
 
 def test_only_module_level_functions_go_to_workers():

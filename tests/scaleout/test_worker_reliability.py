@@ -16,7 +16,6 @@ from tests.scaleout.conftest import _wait
 pytestmark = [
     pytest.mark.redis,
     pytest.mark.postgres,
-    pytest.mark.xdist_group("scaleout"),
     pytest.mark.timeout(180),
 ]
 

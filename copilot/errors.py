@@ -33,6 +33,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "db_unavailable": (503, "数据库暂不可用，请稍后重试。"),
     "model_unavailable": (503, "本地模型不可用。"),
     "internal_error": (500, "服务器内部错误，请稍后重试。"),
+    "jobs_unavailable": (503, "任务队列（Redis）暂不可用，请稍后重试。"),
     "crm_unavailable": (503, "CRM 暂时不可用，请稍后重试。"),
     "crm_rejected": (502, "CRM 拒绝了该请求。"),
     "crm_auth_error": (502, "CRM 认证失败，请管理员检查 CRM 令牌及权限范围。"),

@@ -4,11 +4,14 @@
     memo_id = pipeline.accept(user, "c_renkang", audio_bytes)   # stored in COPILOT_HOME/uploads, row queued
     pipeline.enqueue(memo_id)                                    # or pipeline.process(memo_id) synchronously
     pipeline.view(user, memo_id)                                 # status, transcript, visit record, draft
+    pipeline.confirm(user, memo_id, {"notes": "…"})              # the rep confirms (edits) the visit log
 
 The upload is written to disk before anything else and is never deleted, so a memo that fails (corrupt,
 silent, too long) or whose process dies mid-transcription is not lost: failures are stored as
 ``{"code", "message"}`` (Chinese), and ``resume_pending()`` re-queues memos left queued/processing.
-Logs carry memo ids only, never transcript text.
+Confirming the draft visit log goes through the CRM write-back path (``copilot.writeback.apply``: audit,
+outbox, idempotent CRM write) under the key ``"{memo_id}:log_visit"``; its status is read back from the
+outbox, so the memo row needs no extra column. Logs carry memo ids only, never transcript text.
 """
 
 from __future__ import annotations
@@ -258,7 +261,9 @@ class MemoPipeline:
             raise AppError("forbidden", "只有上传该录音的销售本人可以确认拜访日志。")
         customer_for(user, row.customer_id, crm=self.crm, users=self.users)  # still theirs?
         if row.status != "done" or not row.visit_record:
-            raise AppError("conflict", "录音纪要尚未处理完成（或处理失败），暂时不能确认拜访日志。", status=409)
+            raise AppError(
+                "conflict", "录音纪要尚未处理完成（或处理失败），暂时不能确认拜访日志。", status=409
+            )
         draft = draft_visit_log(row, dict(row.visit_record))
         fields = {**draft["fields"], **_clean_edits(edited or {})}
         try:

@@ -258,13 +258,19 @@ def test_confirming_the_visit_log_twice_writes_one_crm_visit(crm_services, clien
     assert len(visits) == 1
     assert visits[0].notes == before["draft"]["fields"]["notes"] and "报价" in visits[0].notes
     shown = client.get(f"/api/memos/{memo_id}", headers=token_for(crm_services, "rep_a")).json()
-    assert shown["confirmation"]["status"] == "delivered" and shown["confirmation"]["ref"] == confirmation["ref"]
+    assert (
+        shown["confirmation"]["status"] == "delivered" and shown["confirmation"]["ref"] == confirmation["ref"]
+    )
 
 
 def test_the_rep_may_edit_the_visit_log_before_confirming(crm_services, client_for):
     client = client_for(crm_services)
     memo_id = _done_memo(client, crm_services)
-    edits = {"date": "2026-03-02", "notes": "需求：八五折。下一步：周三前提交折扣申请。", "contacts": ["王磊"]}
+    edits = {
+        "date": "2026-03-02",
+        "notes": "需求：八五折。下一步：周三前提交折扣申请。",
+        "contacts": ["王磊"],
+    }
 
     response = client.post(f"/api/memos/{memo_id}/confirm", json={"fields": edits},
                            headers=token_for(crm_services, "rep_a"))  # fmt: skip

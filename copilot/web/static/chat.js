@@ -14,6 +14,40 @@
     return div;
   }
 
+  async function post(url, body) {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body || {}),
+    });
+    let data = {};
+    try { data = await res.json(); } catch (e) { /* empty body */ }
+    return { ok: res.ok, data };
+  }
+
+  function button(text, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "small";
+    b.textContent = text;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  // Reps rate the talk tracks they were given; ratings feed retrieval ranking.
+  function ratingButtons(citation) {
+    const span = document.createElement("span");
+    span.className = "rate";
+    for (const rating of ["有效", "部分有效", "无效"]) {
+      span.appendChild(button(rating, async () => {
+        const r = await post("/api/kb/ratings", { chunk_id: citation.ref, rating });
+        span.textContent = r.ok ? `已评价：${rating}` : (r.data.detail || "评价失败");
+      }));
+    }
+    return span;
+  }
+
   function renderCitations(div, citations) {
     if (!citations || !citations.length) return;
     const ol = document.createElement("ol");
@@ -25,9 +59,44 @@
       const quote = document.createElement("q");
       quote.textContent = c.quote;
       li.append(label, "：", quote);
+      if (c.kind === "kb") li.appendChild(ratingButtons(c));
       ol.appendChild(li);
     }
     div.appendChild(ol);
+  }
+
+  // Suggestions: confirm (writes to the CRM, idempotent) or dismiss, right in the chat.
+  function renderSuggestions(suggestions) {
+    for (const s of suggestions || []) {
+      const card = add("bot suggestion", "");
+      const title = document.createElement("strong");
+      title.textContent = `建议：${s.title}`;
+      const why = document.createElement("p");
+      why.textContent = s.rationale;
+      card.append(title, why);
+      renderCitations(card, s.citations);
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      const status = document.createElement("span");
+      status.className = "muted";
+      if (s.proposed_change) {
+        actions.appendChild(button("采纳并写入 CRM", async () => {
+          const r = await post(`/api/suggestions/${s.id}/apply`, {});
+          status.textContent = r.ok ? "已确认，已提交 CRM" : (r.data.detail || "操作失败");
+        }));
+      } else {
+        actions.appendChild(button("采纳", async () => {
+          const r = await post(`/api/suggestions/${s.id}/feedback`, { action: "accept" });
+          status.textContent = r.ok ? "已采纳" : (r.data.detail || "操作失败");
+        }));
+      }
+      actions.appendChild(button("忽略", async () => {
+        const r = await post(`/api/suggestions/${s.id}/feedback`, { action: "dismiss", comment: "不相关" });
+        status.textContent = r.ok ? "已忽略" : (r.data.detail || "操作失败");
+      }));
+      actions.appendChild(status);
+      card.appendChild(actions);
+    }
   }
 
   form.addEventListener("submit", async (event) => {
@@ -54,6 +123,7 @@
       pending.textContent = data.answer;
       if (data.note) add("note", data.note);
       renderCitations(pending, data.citations);
+      renderSuggestions(data.suggestions);
     } catch (err) {
       pending.textContent = "网络错误，请稍后再试。";
     }

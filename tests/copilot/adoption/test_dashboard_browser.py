@@ -8,30 +8,14 @@ the playwright-core package folder; ``COPILOT_TEST_CHROMIUM`` at the browser).""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from copilot.api.app import create_app
+from tests.support.browser import requires_browser, run_node_script
 from tests.support.servers import serve_in_thread
 
-CHROMIUM = os.environ.get("COPILOT_TEST_CHROMIUM", "/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[3]
-PW_CANDIDATES = [
-    os.environ.get("COPILOT_TEST_PLAYWRIGHT_CORE", ""),
-    str(REPO / "node_modules" / "playwright-core"),
-    "/tmp/pw/node_modules/playwright-core",
-]
-PW = next((p for p in PW_CANDIDATES if p and Path(p, "package.json").exists()), None)
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and Path(CHROMIUM).exists() and PW),
-    reason="needs node, chromium and playwright-core (see the module docstring)",
-)
+pytestmark = requires_browser
 
 SCRIPT = r"""
 const { chromium } = require(process.env.PW);
@@ -66,15 +50,9 @@ def test_dashboard_in_headless_chromium_matches_hand_computed_numbers(log_servic
     artifacts = Path(os.environ.get("COPILOT_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     shot = artifacts / "dashboard.png"
-    script = tmp_path / "dashboard.js"
-    script.write_text(SCRIPT, encoding="utf-8")
     token = log_services.users.issue_token("mgr_a")
     with serve_in_thread(create_app(log_services)) as base:
-        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PW": PW, "CHROMIUM": CHROMIUM,
-               "BASE": base, "TOKEN": token, "SHOT": str(shot), "NO_PROXY": "127.0.0.1"}  # fmt: skip
-        proc = subprocess.run(["node", str(script)], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+        out = run_node_script(SCRIPT, tmp_path, BASE=base, TOKEN=token, SHOT=str(shot))
     # Team t_a by hand (conftest LOG): sg_1 accepted+applied, sg_2 edited, sg_3 dismissed, sg_4 ignored, sg_5 pending.
     assert {k: out["kpis"][k] for k in ("shown", "accepted", "edited", "dismissed", "ignored", "applied")} == {
         "shown": "5", "accepted": "1", "edited": "1", "dismissed": "1", "ignored": "1", "applied": "1",

@@ -44,7 +44,9 @@ class Conversation:
         llm: ChatModel | None,
         k: int = 4,
         suggester: Callable[[], Suggester] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_dropped = on_dropped
         self._suggester_factory = suggester
         self._suggester_built: Suggester | None = None
         self._engine = engine
@@ -69,6 +71,8 @@ class Conversation:
             logger.info("skipped %d instruction-like passages", len(hits) - len(safe))
         hits = safe[: self._k]
         answer = llm_answer(message, hits, self._llm) if self._llm else offline_answer(message, hits)
+        if answer.dropped_citations and self._on_dropped is not None:
+            self._on_dropped(answer.dropped_citations)
         if target:
             answer = self._with_suggestions(user, target, message, answer)
         self._remember(user, target, message, answer)

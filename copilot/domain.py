@@ -85,6 +85,7 @@ class ChatAnswer:
     suggestions: tuple[Suggestion, ...] = ()
     mode: str = "offline"  # offline | llm
     note: str | None = None  # e.g. why the LLM answer was replaced by the offline one
+    dropped_citations: int = 0  # claims the validator rejected (counted in metrics, never shown)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

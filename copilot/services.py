@@ -98,6 +98,13 @@ class Services:
         return LocalCRM(self.engine)
 
     @cached_property
+    def metrics(self):
+        """Prometheus metrics of this process (one registry, served at /metrics)."""
+        from copilot.api.metrics import AppMetrics
+
+        return AppMetrics()
+
+    @cached_property
     def llm(self) -> ChatModel | None:
         cfg = self.settings.llm
         if not cfg.enabled:
@@ -192,6 +199,7 @@ class Services:
             kb=lambda: self.kb,
             llm=self.llm,
             suggester=lambda: suggester_for(self),
+            on_dropped=self.metrics.citations_dropped.inc,
         )
 
 

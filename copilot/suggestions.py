@@ -294,8 +294,10 @@ class Suggester:
         llm: ChatModel | None,
         rules: RuleStore | None = None,
         on_failed: Callable[[dict[str, Any]], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_dropped = on_dropped  # every citation the validator drops is counted (metrics)
         self.on_failed = on_failed  # a confirmed write that failed for good: tell the rep
         self.users = users
         self.crm = crm
@@ -323,9 +325,10 @@ class Suggester:
         triggers = evaluate(ruleset, facts)
         finder = PassageFinder(kb, self._passage_cache) if kb is not None else None
         ev = gather(facts, triggers, ruleset, finder=finder, teams=teams)
-        if use_llm and self.llm is not None:
-            return plan_llm(ev, self.llm)
-        return plan_offline(ev)
+        result = plan_llm(ev, self.llm) if use_llm and self.llm is not None else plan_offline(ev)
+        if result.dropped_citations and self.on_dropped is not None:
+            self.on_dropped(result.dropped_citations)
+        return result
 
     def plan_for_owner(self, customer_id: str, as_of: date, *, use_llm: bool = True) -> PlanResult:
         """As the customer's owner would see it (CLI and eval: no logged-in user)."""
@@ -448,5 +451,6 @@ def suggester_for(services: Any) -> Suggester:
             llm=services.llm,
             rules=RuleStore(services.settings.home / "rules.yaml"),
             on_failed=failure_notifier(services),
+            on_dropped=services.metrics.citations_dropped.inc,
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from importlib import resources
 
 from copilot.agent.citations import ClaimedCitation, Evidence, validate
@@ -116,5 +117,6 @@ def llm_answer(question: str, hits: list[Hit], llm: ChatModel) -> ChatAnswer:
     if dropped:
         logger.info("dropped %d unverifiable citations", len(dropped))
     if not citations:
-        return offline_answer(question, hits, note="大模型的回答缺少可核验的引用，以下为离线检索答案。")
-    return ChatAnswer(answer=answer, citations=tuple(citations), mode="llm")
+        fallback = offline_answer(question, hits, note="大模型的回答缺少可核验的引用，以下为离线检索答案。")
+        return replace(fallback, dropped_citations=len(dropped))
+    return ChatAnswer(answer=answer, citations=tuple(citations), mode="llm", dropped_citations=len(dropped))

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from copilot.api.metrics import AppMetrics, MetricsMiddleware
+from copilot.api.metrics import MetricsMiddleware
 from copilot.api.routes import (
     adoption,
     channels,
@@ -57,7 +57,7 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API",
                   lifespan=_lifespan)  # fmt: skip
     app.state.services = services
-    app.state.metrics = AppMetrics()
+    app.state.metrics = services.metrics
 
     @app.middleware("http")
     async def _request_id(request: Request, call_next):

@@ -159,3 +159,13 @@ def test_llm_reply_that_is_not_the_json_schema_falls_back(llm_services, stub, cl
 
     assert body["mode"] == "offline" and "格式异常" in body["note"]
     assert "客户嫌贵就降价" not in json.dumps(body, ensure_ascii=False)
+
+
+def test_dropped_citations_are_counted_in_metrics(llm_services, stub, client_for):
+    stub.handler = lambda req: {"content": {"answer": "直接打五折。", "citations": [{"evidence_id": "E1", "quote": "直接打五折"}]}}
+    client = client_for(llm_services)
+
+    _ask(llm_services, client_for)
+    metrics = client.get("/metrics").text
+
+    assert "copilot_citations_dropped_total 1.0" in metrics

@@ -34,8 +34,6 @@ def customer_suggestions(
     """该客户当前的下一步建议（刷新后返回未处理的建议；同一建议不会重复记录）。"""
     suggester = suggester_for(services)
     result = suggester.for_customer(user, customer_id, as_of=as_of, channel="web")
-    if result.dropped_citations:
-        request.app.state.metrics.citations_dropped.inc(result.dropped_citations)
     from copilot.suggestions import parse_as_of
 
     return _render(result, customer_id, parse_as_of(as_of).isoformat())

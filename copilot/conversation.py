@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from connectors.crm.base import CRM
 from copilot.access import customer_for
@@ -123,6 +123,20 @@ class Conversation:
                 if c not in citations:
                     citations.append(c)
         return ChatAnswer("\n".join(lines), tuple(citations), suggestions, mode=plan.mode, note=plan.note)
+
+    def history(self, user: User, *, customer_id: str | None = None, limit: int = 50) -> list[dict]:
+        """The user's own recent chat turns, oldest first (never another user's)."""
+        stmt = select(t.chat_messages).where(t.chat_messages.c.user_id == user.id)
+        if customer_id:
+            stmt = stmt.where(t.chat_messages.c.customer_id == customer_id)
+        stmt = stmt.order_by(t.chat_messages.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [
+            {"role": r["role"], "content": r["content"], "customer_id": r["customer_id"],
+             "created_at": r["created_at"].isoformat() if r["created_at"] else None}
+            for r in reversed(rows)
+        ]  # fmt: skip
 
     def _remember(self, user: User, customer_id: str | None, message: str, answer: ChatAnswer) -> None:
         now = datetime.now(UTC)

@@ -169,3 +169,18 @@ def test_dropped_citations_are_counted_in_metrics(llm_services, stub, client_for
     metrics = client.get("/metrics").text
 
     assert "copilot_citations_dropped_total 1.0" in metrics
+
+
+def test_conversation_history_is_per_user(kb_services, client_for):
+    client = client_for(kb_services)
+    rep_a, rep_b = token_for(kb_services, "rep_a"), token_for(kb_services, "rep_b")
+    client.post("/api/chat", json={"message": "客户嫌贵怎么回？"}, headers=rep_a)
+    client.post("/api/chat", json={"message": "海拓物联怎么对比？"}, headers=rep_b)
+
+    mine = client.get("/api/chat/history", headers=rep_a).json()["messages"]
+    theirs = client.get("/api/chat/history", headers=rep_b).json()["messages"]
+
+    assert [m["role"] for m in mine] == ["user", "assistant"] and mine[0]["content"] == "客户嫌贵怎么回？"
+    assert mine[1]["content"].startswith("关于「客户嫌贵怎么回？」")
+    assert [m["content"] for m in theirs if m["role"] == "user"] == ["海拓物联怎么对比？"]
+    assert client.get("/api/chat/history").status_code == 401

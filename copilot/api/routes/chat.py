@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from copilot.api.deps import ServicesDep, UserDep
@@ -18,3 +18,14 @@ def chat(body: ChatRequest, user: UserDep, services: ServicesDep, request: Reque
     answer = services.conversation.reply(user, body.message, customer_id=body.customer_id)
     request.app.state.metrics.chat_answers.labels(answer.mode).inc()
     return answer.to_json()
+
+
+@router.get("/chat/history")
+def history(
+    user: UserDep,
+    services: ServicesDep,
+    customer_id: str | None = None,
+    limit: int = Query(default=50, ge=1, le=500),
+) -> dict:
+    """The calling user's own conversation history (per user; optionally for one customer)."""
+    return {"messages": services.conversation.history(user, customer_id=customer_id, limit=limit)}

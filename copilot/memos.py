@@ -84,6 +84,8 @@ class MemoPipeline:
         max_bytes: int,
         max_seconds: float,
         suggest: SuggestFn | None = None,
+        kb: Callable[[], Any] | None = None,
+        embedder: Callable[[], Any] | None = None,
     ) -> None:
         self.engine = engine
         self.crm = crm
@@ -95,6 +97,8 @@ class MemoPipeline:
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
         self.suggest = suggest
+        self._kb = kb  # () -> the KB (or its catalogue) for hotwords, None when there is none
+        self._embedder = embedder  # () -> the embedder when already loaded (objection typing), else None
 
     # -- upload ------------------------------------------------------------------------------------
     def accept(
@@ -198,13 +202,22 @@ class MemoPipeline:
             raise AudioError("missing_upload", "找不到上传的录音文件，请重新上传。")
         audio = decode_audio(path, max_bytes=self.max_bytes, max_seconds=self.max_seconds)
         context = self.context_for(row.customer_id, row.user_id)
-        transcript = self._transcriber().transcribe(audio.samples, hotwords=context.hotwords())
+        hotwords = self.hotwords(context, row.user_id)
+        transcript = self._transcriber().transcribe(audio.samples, hotwords=hotwords)
         if not transcript.segments:
             raise AudioError("no_speech", _NO_SPEECH)
         record = extract_visit(
-            transcript.segments, recorded_at=_parse_when(row.recorded_at), context=context, llm=self.llm
-        )
+            transcript.segments, recorded_at=_parse_when(row.recorded_at), context=context, llm=self.llm,
+            embedder=_optional(self._embedder, "embedder"),
+        )  # fmt: skip
         return transcript, record
+
+    def hotwords(self, context: ExtractionContext, user_id: str | None) -> list[str]:
+        """CRM names plus the KB dictionary the rep may see (when the KB is at hand)."""
+        kb = _optional(self._kb, "knowledge base")
+        user = self.users.get(user_id) if kb is not None and user_id else None
+        teams = self.users.visible_teams(user) if user is not None else set()
+        return memo_hotwords(context, kb, visible_teams=teams)
 
     def _fail(self, memo_id: str, code: str, message: str) -> dict[str, Any]:
         self._set(memo_id, status="failed", error={"code": code, "message": message})
@@ -327,6 +340,64 @@ class MemoPipeline:
         }
 
 
+MAX_HOTWORDS = 30  # Whisper's prompt is short (transcribe.py also caps it at 200 characters)
+
+
+def _optional(get: Callable[[], Any] | None, what: str) -> Any:
+    """An optional helper (KB, embedder): None when absent or when getting it fails; never fails a memo."""
+    if get is None:
+        return None
+    try:
+        return get()
+    except Exception as exc:
+        logger.warning("memo %s unavailable: %s", what, type(exc).__name__)
+        return None
+
+
+def kb_dictionary(kb: Any, visible_teams: set[str] | None = None) -> tuple[list[str], list[str], list[str]]:
+    """``(competitors, products, terms)`` of a KnowledgeBase (or its ``Catalog``: anything with
+    ``documents()`` and, optionally, ``terms()``/``catalog.terms()``); empty lists when it is None.
+    Names come only from documents the rep may see (``visible_teams``, None = all)."""
+    if kb is None:
+        return [], [], []
+    from types import SimpleNamespace
+
+    from copilot.suggestions import competitor_names
+    from knowledge_base.retrieval import document_allowed
+
+    docs = [d for d in kb.documents() if document_allowed(d, visible_teams)]
+    competitors = competitor_names(SimpleNamespace(documents=lambda: docs))
+    products = [d.product.strip() for d in docs if d.product and d.product.strip()]
+    terms_of = getattr(kb, "terms", None) or getattr(getattr(kb, "catalog", None), "terms", None)
+    terms = list(terms_of()) if terms_of else []
+    return competitors, products, terms
+
+
+def memo_hotwords(
+    context: ExtractionContext,
+    kb: Any = None,
+    *,
+    visible_teams: set[str] | None = None,
+    limit: int = MAX_HOTWORDS,
+) -> list[str]:
+    """Names Whisper should spell right, most relevant first, de-duplicated, at most ``limit``: the
+    memo's customer (short forms) and its contacts, the CRM's competitors, the KB's competitors (its
+    battlecards) and product names, the rep's other customers (when none was chosen), then the KB's
+    stored dictionary terms. A KB that cannot be read only costs its words."""
+    chosen = [c for c in context.customers if c.id == context.customer_id]
+    own = [a for c in chosen for a in c.aliases[-2:]]
+    own += [c.name for c in context.contacts if c.customer_id == context.customer_id]
+    others = [] if chosen else [c.aliases[-1] for c in context.customers]
+    try:
+        kb_competitors, products, terms = kb_dictionary(kb, visible_teams)
+    except Exception as exc:
+        logger.warning("memo hotwords without the knowledge base: %s", type(exc).__name__)
+        kb_competitors, products, terms = [], [], []
+    words = [*own, *context.competitors, *kb_competitors, *products, *others, *terms]
+    out = list(dict.fromkeys(w.strip() for w in words if w and w.strip()))
+    return out[:limit]
+
+
 def confirm_key(memo_id: str) -> str:
     """The idempotency key of a memo's visit log in the write-back outbox and the CRM."""
     return f"{memo_id}:log_visit"
@@ -414,9 +485,30 @@ def memo_pipeline(services: Services) -> MemoPipeline:
             max_bytes=cfg.max_upload_bytes,
             max_seconds=float(cfg.max_audio_seconds),
             suggest=_agent_suggest(services),
+            kb=lambda: _kb_if_cheap(services),
+            embedder=lambda: _loaded(services, "embedder"),
         )
 
     return services._once("_memo_pipeline", build)
+
+
+def _loaded(services: Services, name: str) -> Any:
+    """A heavy component of ``services`` only if it is already loaded (or handed in), else None."""
+    return vars(services).get(f"_{name}")
+
+
+def _kb_if_cheap(services: Services) -> Any:
+    """The loaded KB, else its catalogue straight from the database (no embedding model, no vector
+    store) when the KB tables exist; None when the KB was switched off (``provide("kb", None)``)."""
+    if "_kb" in vars(services):
+        return vars(services)["_kb"]
+    from sqlalchemy import inspect
+
+    from knowledge_base.catalog import Catalog, kb_documents
+
+    if not inspect(services.engine).has_table(kb_documents.name):
+        return None
+    return Catalog(services.engine)
 
 
 def process_memo_job(memo_id: str) -> None:
@@ -469,15 +561,19 @@ def _snapshots_from_json(data: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def eval_extractor(services: Services) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+def eval_extractor(
+    services: Services, *, embedder: Any = None
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """``extract(row)`` for ``evals.extraction.run_extraction``: the memo's ``script`` (as sentence
     segments) or ``audio`` (transcribed) → the visit record in the gold shape. The CRM supplies names and
-    competitors; when it is empty, the bundled demo CRM does (the dataset's customers come from it)."""
+    competitors; when it is empty, the bundled demo CRM does (the dataset's customers come from it).
+    ``embedder`` types the objections the lexicons cannot (as the pipeline does when it is loaded)."""
     crm = services.crm
     snapshots = [s for s in (crm.get_customer(c.id) for c in crm.list_customers()) if s is not None]
     if not snapshots:
         snapshots = _snapshots_from_json(json.loads(DEMO_CRM.read_text(encoding="utf-8")))
     known_ids = {s.id for s in snapshots}
+    kb = _optional(lambda: _kb_if_cheap(services), "knowledge base")
 
     def extract(row: Mapping[str, Any]) -> dict[str, Any]:
         customer_id = row.get("customer") if row.get("customer") in known_ids else None
@@ -485,10 +581,13 @@ def eval_extractor(services: Services) -> Callable[[Mapping[str, Any]], dict[str
         when = _parse_when(row.get("recorded_at"))
         if row.get("audio"):
             segments = services.transcriber.transcribe(
-                Path(row["audio"]), hotwords=context.hotwords()
+                Path(row["audio"]), hotwords=memo_hotwords(context, kb)
             ).segments
         else:
             segments = script_segments(row.get("script") or "")
-        return extract_visit(segments, recorded_at=when, context=context, llm=services.llm).to_eval()
+        record = extract_visit(
+            segments, recorded_at=when, context=context, llm=services.llm, embedder=embedder
+        )
+        return record.to_eval()
 
     return extract

@@ -77,10 +77,13 @@ def asr(manifest: Annotated[Path, typer.Option("--manifest", exists=True, dir_ok
 
 @app.command("extraction")
 def extraction(
-    memos: Annotated[Path, typer.Option("--memos", exists=True, dir_okay=False)], as_json: JsonOpt = False
+    memos: Annotated[Path, typer.Option("--memos", exists=True, dir_okay=False)],
+    embedder: Annotated[bool, typer.Option("--embedder/--no-embedder", help="用向量模型判别异议类型")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """拜访纪要抽取评测：需求、异议、竞品、下一步的 F1，异议类型、情绪与阶段准确率。"""
     from copilot.memos import eval_extractor
     from evals.extraction import run_extraction
 
-    _print(run_extraction(memos, extract=eval_extractor(services())), as_json)
+    extract = eval_extractor(services(), embedder=services().embedder if embedder else None)
+    _print(run_extraction(memos, extract=extract), as_json)

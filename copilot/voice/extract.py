@@ -7,15 +7,16 @@
 Two extractors share one output shape:
 
 * offline (always available): clause rules over lexicons, CRM names and aliases, and ``dates.resolve_due``
-  for relative due dates. It says what it could not find (``missing``) instead of guessing.
+  for relative due dates; given an embedder, objections the lexicons cannot type are typed by nearest
+  prototype (``extract_embed``). It says what it could not find (``missing``) instead of guessing.
 * LLM (when a chat model is configured): the segments go in as numbered, fenced data; the model answers
   JSON, which is validated (types, stages, ISO dates) and whose segment references are checked (an item
   citing no existing segment is dropped; a competitor or contact must be named in a cited segment). Any
   failure falls back to the offline extractor with a Chinese ``note``.
 
 Modules: ``extract_record`` (output shapes, CRM context, name aliases), ``extract_lexicon`` (clauses and
-the rule lexicons), ``extract_offline`` and ``extract_llm`` (the two extractors). This module is the
-public API: import from here.
+the rule lexicons), ``extract_offline`` and ``extract_llm`` (the two extractors), ``extract_embed``
+(objection typing by nearest prototype). This module is the public API: import from here.
 """
 
 from __future__ import annotations
@@ -76,21 +77,23 @@ def extract_visit(
     recorded_at: date | datetime,
     context: ExtractionContext | None = None,
     llm: _ChatModel | None = None,
+    embedder: Any = None,
 ) -> VisitRecord:
-    """LLM extraction when a model is configured, validated; otherwise (or on any failure) offline."""
+    """LLM extraction when a model is configured, validated; otherwise (or on any failure) offline.
+    ``embedder`` (optional) lets the offline extractor type objections its lexicons cannot."""
     ctx = context or ExtractionContext()
     if llm is None or not segments:
-        return extract_offline(segments, recorded_at=recorded_at, context=ctx)
+        return extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
     try:
         raw = llm.complete(SYSTEM_PROMPT, llm_user_message(segments, recorded_at, ctx), json_mode=True)
         record = parse_llm_record(raw, segments, recorded_at=recorded_at, context=ctx)
     except Exception as exc:  # LLMError, ExtractionFailed, anything the adapter raised
         logger.warning("llm extraction failed (%s); using offline extractor", type(exc).__name__)
-        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx)
+        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
         return VisitRecord(**{**_fields(offline), "note": "大模型抽取失败，已改用离线规则抽取。"})
     empty = not (record.needs or record.objections or record.competitors or record.next_steps)
     if empty and any(s.text.strip() for s in segments):
-        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx)
+        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
         if offline.needs or offline.objections or offline.competitors or offline.next_steps:
             return VisitRecord(
                 **{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"}

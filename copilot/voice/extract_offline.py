@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from copilot.voice.dates import resolve_due
+from copilot.voice.extract_embed import PrototypeTyper, typer_for
 from copilot.voice.extract_lexicon import (
     _ACTION,
     _COMMIT_CUE,
@@ -165,10 +166,14 @@ def _find_competitors(
     ]
 
 
-def _objection_type(text: str, competitor_names: Sequence[str]) -> str | None:
-    for kind, pattern in _OBJECTION_PATTERNS.items():
-        if pattern.search(text):
-            return kind
+def _objection_type(
+    text: str, competitor_names: Sequence[str], typer: PrototypeTyper | None = None
+) -> str | None:
+    """The lexicon's type; with an embedding typer, it breaks ties between topic lexicons and types the
+    concerns the lexicons cannot (else 其他)."""
+    strong = [kind for kind, pattern in _OBJECTION_PATTERNS.items() if pattern.search(text)]
+    if strong:
+        return typer.pick(text, strong) if typer is not None and len(strong) > 1 else strong[0]
     concern = _CONCERN.search(text)
     if concern:
         for kind, pattern in _WEAK_TYPES.items():
@@ -179,7 +184,7 @@ def _objection_type(text: str, competitor_names: Sequence[str]) -> str | None:
     ):
         return "竞品"
     if _STRONG_CONCERN.search(text):
-        return "其他"
+        return (typer.classify(text) if typer is not None else None) or "其他"
     return None
 
 
@@ -207,8 +212,11 @@ def extract_offline(
     *,
     recorded_at: date | datetime,
     context: ExtractionContext | None = None,
+    embedder: Any = None,
 ) -> VisitRecord:
+    """``embedder`` (optional, a knowledge_base Embedder) types the objections the lexicons cannot."""
     ctx = context or ExtractionContext()
+    typer = typer_for(embedder)
     clauses = _clauses(segments)
     customer = _find_customer(clauses, segments, ctx)
     contacts, said_as = _find_contacts(clauses, segments, ctx, customer.id if customer else ctx.customer_id)
@@ -271,7 +279,7 @@ def extract_offline(
         if _REP_TURN.match(body):
             labels.append(("rep", None))
             continue
-        kind = _objection_type(body, competitor_names)
+        kind = _objection_type(body, competitor_names, typer)
         wants = _NEED.search(body) and len(body) >= 4
         if wants and (kind is None or not _STRONG_CONCERN.search(body)) and kind not in ("价格", "预算"):
             labels.append(("need", body))

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from copilot.api.app import create_app
 from copilot.crm_import import CRMImporter
+from copilot.memos import memo_hotwords, memo_pipeline
 from copilot.services import build_services
 from copilot.settings import Settings
 from copilot.voice.transcribe import Segment, Transcript
@@ -311,3 +312,78 @@ def test_a_failed_memo_cannot_be_confirmed(crm_services, client_for):
 
     assert response.status_code == 409 and "尚未处理完成" in response.json()["detail"]
     assert _memo_visits(crm_services, memo_id) == []
+
+
+# -- the KB dictionary as hotwords, the embedder for objection typing ---------------------------------
+
+
+def _kb_with_dictionary(services, embedder, tmp_path):
+    """A real KnowledgeBase on the services' database: battlecards (one for team B only), a product
+    sheet, a stored dictionary term."""
+    from knowledge_base.base import KnowledgeBase
+
+    docs = tmp_path / "kbdocs"
+    docs.mkdir()
+    (docs / "haituo.md").write_text(
+        "---\ntitle: 竞品攻防卡：海拓物联\ntype: battlecard\n---\n# 海拓物联\n\n海拓的传感器寿命两年，我们质保五年。\n",
+        encoding="utf-8",
+    )
+    (docs / "sensor.md").write_text(
+        "---\ntitle: 无线振动传感器产品手册\ntype: product\nproduct: 衡测VS200\n---\n# 规格\n\n续航五年，防护等级 IP67。\n",
+        encoding="utf-8",
+    )
+    (docs / "shugen.md").write_text(
+        "---\ntitle: 竞品攻防卡：树根互联\ntype: battlecard\nvisibility: [t_b]\n---\n# 树根互联\n\n乙组专用。\n",
+        encoding="utf-8",
+    )
+    kb = KnowledgeBase(engine=services.engine, embedder=embedder, chroma_path=tmp_path / "chroma")
+    kb.ingest([docs])
+    kb.add_terms(["云边网关"])
+    return kb
+
+
+@pytest.mark.models
+def test_hotwords_add_the_kb_dictionary_after_the_customers_own_names(crm_services, embedder, tmp_path):
+    kb = _kb_with_dictionary(crm_services, embedder, tmp_path)
+    context = memo_pipeline(crm_services).context_for("c_a1", "rep_a")
+
+    words = memo_hotwords(context, kb, visible_teams={"t_a"})
+    assert words[:4] == ["华星电子", "华星", "张总", "刘工"]  # the customer's own names first
+    assert (
+        words.index("智云科技") < words.index("海拓物联") < words.index("衡测VS200") < words.index("云边网关")
+    )
+    assert len(words) == len(set(words)) and "树根互联" not in words  # team B's battlecard
+    assert "树根互联" in memo_hotwords(context, kb, visible_teams=None)
+    assert memo_hotwords(context, kb, visible_teams={"t_a"}, limit=5) == words[:5]
+    # The catalogue alone (the KB not loaded in this process) gives the same words.
+    assert memo_hotwords(context, kb.catalog, visible_teams={"t_a"}) == words
+    assert memo_hotwords(context, None) == ["华星电子", "华星", "张总", "刘工", "智云科技"]
+
+    from knowledge_base.catalog import kb_terms
+
+    kb_terms.drop(crm_services.engine)  # a KB that cannot be read costs its words, never the memo
+    assert memo_hotwords(context, kb) == memo_hotwords(context, None)
+
+
+@pytest.mark.models
+def test_the_pipeline_hears_kb_names_without_loading_the_kb_or_the_embedder(crm_services, embedder, tmp_path):
+    _kb_with_dictionary(crm_services, embedder, tmp_path)  # ingested earlier, e.g. by `copilot kb ingest`
+    del vars(crm_services)["_kb"]  # this process has not loaded the KB
+    transcriber = ScriptedTranscriber("华星的采购对这个价不认可。", "我明天把新报价发过去。")
+    crm_services.provide("transcriber", transcriber)
+    pipeline = memo_pipeline(crm_services)
+    pipeline.suggest = None  # suggestions would load the KB; they are not what this test is about
+    user = crm_services.users.get("rep_a")
+    memo_id = pipeline.accept(user, "c_a1", (AUDIO / "speech_8k.wav").read_bytes())
+    record = pipeline.process(memo_id)["record"]
+
+    hotwords = transcriber.calls[0]["hotwords"]
+    assert hotwords[:2] == ["华星电子", "华星"] and {"海拓物联", "衡测VS200", "云边网关"} <= set(hotwords)
+    assert "树根互联" not in hotwords  # rep_a is in team A
+    assert "_kb" not in vars(crm_services) and "_embedder" not in vars(crm_services)  # memos stay fast
+    assert [o.type for o in record.objections] == ["其他"]  # no embedder loaded: the lexicons alone
+
+    crm_services.provide("embedder", embedder)  # once loaded (chat, KB search), memos use it
+    memo_id = pipeline.accept(user, "c_a1", (AUDIO / "speech_8k.wav").read_bytes())
+    record = pipeline.process(memo_id)["record"]
+    assert [o.type for o in record.objections] == ["价格"]

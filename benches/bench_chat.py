@@ -3,12 +3,11 @@ against the bare retrieval call it is built on (the ratio shows the copilot's ow
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
-import tempfile
 import time
-from pathlib import Path
+
+from benches._demo import percentile, seeded_demo
 
 QUESTIONS = [
     "客户嫌贵怎么回？",
@@ -24,26 +23,12 @@ QUESTIONS = [
 ]
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    home = Path(tempfile.mkdtemp(prefix="copilot-bench-"))
-    os.environ["COPILOT_HOME"] = str(home)
-    os.environ.setdefault("COPILOT_MODELS_DIR", str(Path(".cache/models").resolve()))
     from fastapi.testclient import TestClient
 
     from copilot.api.app import create_app
-    from copilot.demo.seed import seed_if_empty
-    from copilot.services import build_services
 
-    services = build_services()
-    t0 = time.perf_counter()
-    logins = seed_if_empty(services)
-    print(f"seed demo (CRM + KB ingest + model load): {time.perf_counter() - t0:.1f} s")
+    services, logins = seeded_demo()
     token = next(x["token"] for x in logins if x["user_id"] == "u_rep_li")
     client = TestClient(create_app(services))
     headers = {"Authorization": f"Bearer {token}"}
@@ -64,9 +49,11 @@ def main() -> None:
             chat_ms.append((time.perf_counter() - t) * 1000)
             cited += bool(r.json()["citations"])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    p50, p95 = statistics.median(chat_ms), _pct(chat_ms, 0.95)
+    p50, p95 = statistics.median(chat_ms), percentile(chat_ms, 0.95)
     s50 = statistics.median(search_ms)
-    print(f"chat offline   n={len(chat_ms)}  p50 {p50:.1f} ms  p95 {p95:.1f} ms  answers with citations {cited}/{len(chat_ms)}")
-    print(f"kb.search only p50 {s50:.1f} ms  p95 {_pct(search_ms, 0.95):.1f} ms")
+    print(
+        f"chat offline   n={len(chat_ms)}  p50 {p50:.1f} ms  p95 {p95:.1f} ms  answers with citations {cited}/{len(chat_ms)}"
+    )
+    print(f"kb.search only p50 {s50:.1f} ms  p95 {percentile(search_ms, 0.95):.1f} ms")
     print(f"ratio chat/search p50: {p50 / s50:.2f}x")
     print(f"peak RSS with models loaded: {rss_mb:.0f} MB")

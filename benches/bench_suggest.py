@@ -3,35 +3,20 @@ request after start: KB look-ups not cached yet) and warm, against the bare CRM 
 
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
+
+from benches._demo import percentile, seeded_demo
 
 AS_OF = date(2026, 11, 20)
 ROUNDS = 5
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    home = Path(tempfile.mkdtemp(prefix="copilot-bench-"))
-    os.environ["COPILOT_HOME"] = str(home)
-    os.environ.setdefault("COPILOT_MODELS_DIR", str(Path(".cache/models").resolve()))
-    from copilot.demo.seed import seed_if_empty
-    from copilot.services import build_services
     from copilot.suggestions import suggester_for
 
-    services = build_services()
-    t0 = time.perf_counter()
-    seed_if_empty(services)
-    print(f"seed demo (CRM + KB ingest + model load): {time.perf_counter() - t0:.1f} s")
+    services, _logins = seeded_demo()
     sg = suggester_for(services)
     customers = [c.id for c in services.crm.list_customers()]
     services.kb.search("预热", k=1)  # load the embedding model outside the timings
@@ -49,10 +34,10 @@ def main() -> None:
             n_suggestions += len(result.suggestions) if round_ == 0 else 0
     print(f"customers {len(customers)}, suggestions {n_suggestions}")
     print(
-        f"suggest offline cold  p50 {statistics.median(cold):.1f} ms  p95 {_pct(cold, 0.95):.1f} ms  (first request per customer)"
+        f"suggest offline cold  p50 {statistics.median(cold):.1f} ms  p95 {percentile(cold, 0.95):.1f} ms  (first request per customer)"
     )
     print(
-        f"suggest offline warm  p50 {statistics.median(warm):.1f} ms  p95 {_pct(warm, 0.95):.1f} ms  (n={len(warm)})"
+        f"suggest offline warm  p50 {statistics.median(warm):.1f} ms  p95 {percentile(warm, 0.95):.1f} ms  (n={len(warm)})"
     )
     c50 = statistics.median(crm_ms)
     print(

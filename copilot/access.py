@@ -18,5 +18,7 @@ def customer_for(user: User, customer_id: str, *, crm: CRM, users: UserDirectory
     return snapshot
 
 
-def customers_for(user: User, *, crm: CRM, users: UserDirectory, q: str | None = None) -> list[CustomerSummary]:
+def customers_for(
+    user: User, *, crm: CRM, users: UserDirectory, q: str | None = None
+) -> list[CustomerSummary]:
     return crm.list_customers(owner_ids=users.visible_owner_ids(user), q=q)

@@ -85,8 +85,12 @@ class Conversation:
             from copilot.suggestions import Suggester
 
             factory = self._suggester_factory
-            self._suggester_built = factory() if factory else Suggester(
-                engine=self._engine, users=self._users, crm=self._crm, kb=self._kb, llm=self._llm
+            self._suggester_built = (
+                factory()
+                if factory
+                else Suggester(
+                    engine=self._engine, users=self._users, crm=self._crm, kb=self._kb, llm=self._llm
+                )
             )
         return self._suggester_built
 
@@ -98,7 +102,12 @@ class Conversation:
         best: dict[str, int] = {}
         for c in customers_for(user, crm=self._crm, users=self._users):
             short = short_name(c.name)
-            keys = {c.name, short, short[:4] if len(short) >= 4 else "", short[2:6] if len(short) >= 6 else ""}
+            keys = {
+                c.name,
+                short,
+                short[:4] if len(short) >= 4 else "",
+                short[2:6] if len(short) >= 6 else "",
+            }
             score = max((len(k) for k in keys if len(k) >= 2 and k in message), default=0)
             if score:
                 best[c.id] = score
@@ -144,7 +153,19 @@ class Conversation:
             conn.execute(
                 insert(t.chat_messages),
                 [
-                    {"user_id": user.id, "customer_id": customer_id, "role": "user", "content": message, "created_at": now},
-                    {"user_id": user.id, "customer_id": customer_id, "role": "assistant", "content": answer.answer, "created_at": now},
+                    {
+                        "user_id": user.id,
+                        "customer_id": customer_id,
+                        "role": "user",
+                        "content": message,
+                        "created_at": now,
+                    },
+                    {
+                        "user_id": user.id,
+                        "customer_id": customer_id,
+                        "role": "assistant",
+                        "content": answer.answer,
+                        "created_at": now,
+                    },
                 ],
             )

@@ -97,7 +97,9 @@ class CRMImporter:
                 self._upsert_memo(memo)
                 report.memos += 1
             except (KeyError, TypeError) as exc:
-                report.errors.append({"section": "memos", "index": i, "message": f"录音纪要记录缺少字段 {exc}"})
+                report.errors.append(
+                    {"section": "memos", "index": i, "message": f"录音纪要记录缺少字段 {exc}"}
+                )
         return report
 
     def _import_rows(self, rows: list[tuple[int, dict[str, Any]]]) -> ImportReport:
@@ -128,7 +130,9 @@ class CRMImporter:
             return
         tier = record.get("tier")
         if tier not in (None, "") and str(tier).upper() not in ("A", "B", "C"):
-            report.errors.append({**where, "message": f"客户 {record['id']} 的等级 {tier!r} 无效，应为 A、B 或 C"})
+            report.errors.append(
+                {**where, "message": f"客户 {record['id']} 的等级 {tier!r} 无效，应为 A、B 或 C"}
+            )
             return
         if tier:
             record = {**record, "tier": str(tier).upper()}

@@ -78,7 +78,11 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
-        detail = CATALOGUE.get(code, (0, "请求无法处理。"))[1] if code != "method_not_allowed" else "不支持该请求方法。"
+        detail = (
+            CATALOGUE.get(code, (0, "请求无法处理。"))[1]
+            if code != "method_not_allowed"
+            else "不支持该请求方法。"
+        )
         return JSONResponse(_body(code, detail, request), status_code=exc.status_code)
 
     @app.exception_handler(CRMError)

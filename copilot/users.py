@@ -58,8 +58,14 @@ class UserDirectory:
             r = conn.execute(select(t.users).where(t.users.c.id == user_id)).mappings().first()
         return User(r["id"], r["name"], r["role"], r["team_id"]) if r else None
 
-    def by_channel_id(self, *, wecom_userid: str | None = None, dingtalk_userid: str | None = None) -> User | None:
-        col, value = (t.users.c.wecom_userid, wecom_userid) if wecom_userid else (t.users.c.dingtalk_userid, dingtalk_userid)
+    def by_channel_id(
+        self, *, wecom_userid: str | None = None, dingtalk_userid: str | None = None
+    ) -> User | None:
+        col, value = (
+            (t.users.c.wecom_userid, wecom_userid)
+            if wecom_userid
+            else (t.users.c.dingtalk_userid, dingtalk_userid)
+        )
         if not value:
             return None
         with self._engine.connect() as conn:
@@ -125,7 +131,9 @@ class UserDirectory:
         return self.get(row["user_id"])
 
     def revoke_tokens(self, user_id: str, token_id: str | None = None) -> int:
-        stmt = update(t.api_tokens).where(t.api_tokens.c.user_id == user_id, t.api_tokens.c.revoked_at.is_(None))
+        stmt = update(t.api_tokens).where(
+            t.api_tokens.c.user_id == user_id, t.api_tokens.c.revoked_at.is_(None)
+        )
         if token_id:
             stmt = stmt.where(t.api_tokens.c.id == token_id)
         with self._engine.begin() as conn:

@@ -12,10 +12,16 @@ class AppMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "copilot_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "copilot_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "copilot_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry
+            "copilot_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
         )
         self.chat_answers = Counter(
             "copilot_chat_answers_total", "Chat answers by mode", ["mode"], registry=self.registry

@@ -57,7 +57,9 @@ def retrieval(
 
     def kb_factory() -> KnowledgeBase:
         engine = create_engine(f"sqlite:///{workdir / 'eval.db'}")
-        return KnowledgeBase(engine=engine, embedder=embedder, chroma_path=workdir / "chroma", collection="eval")
+        return KnowledgeBase(
+            engine=engine, embedder=embedder, chroma_path=workdir / "chroma", collection="eval"
+        )
 
     qs = _read_jsonl(queries)
     if passages is not None:
@@ -68,7 +70,10 @@ def retrieval(
 
 
 @app.command("asr")
-def asr(manifest: Annotated[Path, typer.Option("--manifest", exists=True, dir_okay=False)], as_json: JsonOpt = False) -> None:
+def asr(
+    manifest: Annotated[Path, typer.Option("--manifest", exists=True, dir_okay=False)],
+    as_json: JsonOpt = False,
+) -> None:
     """语音识别评测：中文 CER、英文 WER、实时率。"""
     from evals.asr import run_asr
 

@@ -13,7 +13,9 @@ from copilot.cli import suggest as suggest_cli
 from copilot.cli.common import emit_json, fail, services
 from copilot.cli.memo import memo as memo_command
 
-app = typer.Typer(help="销售副驾：中文优先、每条建议可追溯依据的销售助手。", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="销售副驾：中文优先、每条建议可追溯依据的销售助手。", no_args_is_help=True, add_completion=False
+)
 app.add_typer(kb.app, name="kb", help="知识库：导入与检索")
 app.add_typer(models.app, name="models", help="本地模型：检查与准备")
 app.add_typer(evals.app, name="eval", help="评测：检索、语音识别、下一步建议")
@@ -89,7 +91,9 @@ def users_revoke(user_id: str, as_json: JsonOpt = False) -> None:
 
 @crm_app.command("import")
 def crm_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON（DESIGN §5.6）或 CSV/XLSX 客户表")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSON（DESIGN §5.6）或 CSV/XLSX 客户表")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """导入 CRM 数据；按 id 幂等（重复导入只更新，不会重复）。"""
@@ -116,8 +120,12 @@ def crm_import(
 @app.command()
 def outbox(
     action: Annotated[str, typer.Argument(help="list | retry | cancel")] = "list",
-    ids: Annotated[list[int] | None, typer.Argument(help="retry/cancel 的 outbox 行 id；retry 不填则重试全部失败行")] = None,
-    status: Annotated[str | None, typer.Option(help="list 时按状态过滤：pending delivered failed cancelled")] = None,
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="retry/cancel 的 outbox 行 id；retry 不填则重试全部失败行")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="list 时按状态过滤：pending delivered failed cancelled")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """待写入 CRM 的变更（发件箱）：查看、重试、取消。"""
@@ -142,7 +150,9 @@ def outbox(
 
 @app.command()
 def transcribe(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="音频：amr silk m4a mp3 wav ogg …")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="音频：amr silk m4a mp3 wav ogg …")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """把一段录音转写为带时间戳的文字。"""

@@ -22,7 +22,9 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] =
         for r in report:
             if r["ok"]:
                 extra = f"维度 {r['dim']}" if "dim" in r else f"{r.get('size_bytes', 0) / 1e6:.0f} MB"
-                typer.echo(f"✓ {r['name']}：{r.get('model', '')} {r.get('path', '')}（{extra}，就绪 {r.get('ready_s', '?')} 秒）")
+                typer.echo(
+                    f"✓ {r['name']}：{r.get('model', '')} {r.get('path', '')}（{extra}，就绪 {r.get('ready_s', '?')} 秒）"
+                )
             else:
                 typer.secho(f"✗ {r['name']}：{r['error']}", fg=typer.colors.RED)
     if not ok:

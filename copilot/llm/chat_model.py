@@ -49,5 +49,7 @@ class OpenAICompatibleChat:
             raise LLMError(type(exc).__name__) from exc
         content = reply.content
         if not isinstance(content, str):
-            content = "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+            content = "".join(
+                part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+            )
         return content

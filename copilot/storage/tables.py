@@ -119,7 +119,9 @@ outbox = Table(
     Column("idempotency_key", String(200), nullable=False, unique=True),
     Column("op", String(32), nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False, default="pending"),  # pending | delivered | failed | cancelled
+    Column(
+        "status", String(16), nullable=False, default="pending"
+    ),  # pending | delivered | failed | cancelled
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("last_error", Text),

@@ -85,7 +85,10 @@ def test_customer_snapshot_has_the_import_shapes_and_keeps_custom_fields(crm_ser
     opp = snap["opportunities"][0]
     assert opp["stage"] == "商务谈判" and opp["competitors"] == ["智云科技"]
     assert [h["stage"] for h in opp["stage_history"]] == ["需求确认", "商务谈判"]
-    assert snap["purchases"] == [{"month": "2026-08", "amount": 120000.0}, {"month": "2026-09", "amount": 98000.0}]
+    assert snap["purchases"] == [
+        {"month": "2026-08", "amount": 120000.0},
+        {"month": "2026-09", "amount": 98000.0},
+    ]
     assert snap["tasks"][0]["status"] == "open"
 
 

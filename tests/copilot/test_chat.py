@@ -27,7 +27,9 @@ def _assert_citations_verifiable(services, citations):
 def test_offline_chat_answers_with_verbatim_citations(kb_services, client_for):
     client = client_for(kb_services)
 
-    r = client.post("/api/chat", json={"message": "客户嫌贵怎么回？"}, headers=token_for(kb_services, "rep_a"))
+    r = client.post(
+        "/api/chat", json={"message": "客户嫌贵怎么回？"}, headers=token_for(kb_services, "rep_a")
+    )
 
     assert r.status_code == 200
     body = r.json()
@@ -55,7 +57,9 @@ def test_chat_rejects_empty_and_oversized_messages(kb_services, client_for):
     headers = token_for(kb_services, "rep_a")
     assert client.post("/api/chat", json={"message": ""}, headers=headers).status_code == 422
     assert client.post("/api/chat", json={"message": "长" * 2001}, headers=headers).status_code == 422
-    bad = client.post("/api/chat", content=b"{not json", headers={**headers, "content-type": "application/json"})
+    bad = client.post(
+        "/api/chat", content=b"{not json", headers={**headers, "content-type": "application/json"}
+    )
     assert bad.status_code == 422 and bad.json()["error"] == "validation_error"
 
 
@@ -123,7 +127,9 @@ def test_llm_answer_keeps_only_citations_whose_quotes_are_in_the_evidence(llm_se
 
 
 def test_llm_answer_with_only_fabricated_citations_falls_back_offline(llm_services, stub, client_for):
-    stub.handler = lambda req: {"content": {"answer": "直接打五折。", "citations": [{"evidence_id": "E1", "quote": "直接打五折"}]}}
+    stub.handler = lambda req: {
+        "content": {"answer": "直接打五折。", "citations": [{"evidence_id": "E1", "quote": "直接打五折"}]}
+    }
 
     body = _ask(llm_services, client_for)
 
@@ -162,7 +168,9 @@ def test_llm_reply_that_is_not_the_json_schema_falls_back(llm_services, stub, cl
 
 
 def test_dropped_citations_are_counted_in_metrics(llm_services, stub, client_for):
-    stub.handler = lambda req: {"content": {"answer": "直接打五折。", "citations": [{"evidence_id": "E1", "quote": "直接打五折"}]}}
+    stub.handler = lambda req: {
+        "content": {"answer": "直接打五折。", "citations": [{"evidence_id": "E1", "quote": "直接打五折"}]}
+    }
     client = client_for(llm_services)
 
     _ask(llm_services, client_for)

@@ -42,9 +42,11 @@ def test_chat_never_offers_an_injected_passage_as_advice(crm_services, embedder,
     crm_services.provide("embedder", embedder)
     crm_services.kb.ingest([kb])
 
-    body = client_for(crm_services).post(
-        "/api/chat", json={"message": "客户嫌贵怎么办"}, headers=token_for(crm_services, "rep_a")
-    ).json()
+    body = (
+        client_for(crm_services)
+        .post("/api/chat", json={"message": "客户嫌贵怎么办"}, headers=token_for(crm_services, "rep_a"))
+        .json()
+    )
 
     assert body["citations"]
     assert all("五折" not in c["quote"] for c in body["citations"])

@@ -78,7 +78,11 @@ def raw_units(path: Path) -> list[str]:
         from openpyxl import load_workbook
 
         wb = load_workbook(str(path), read_only=True, data_only=True)
-        units = ["\t".join("" if v is None else str(v) for v in row) for ws in wb.worksheets for row in ws.iter_rows(values_only=True)]
+        units = [
+            "\t".join("" if v is None else str(v) for v in row)
+            for ws in wb.worksheets
+            for row in ws.iter_rows(values_only=True)
+        ]
         wb.close()
         return units
     raise ValueError(f"unsupported {path}")
@@ -123,7 +127,9 @@ def main() -> int:
         if chunks is not None and not any(all(n in squash(c) for n in needles) for c in chunks):
             failures.append(f"{where}: {q['answer_contains']} not in one chunk of {q['doc']}")
     docs = [p for p in ROOT.rglob("*") if p.is_file() and not p.name.endswith((".meta.yaml", ".py"))]
-    print(f"{len(queries)} queries over {len(cache)} gold documents ({len(docs)} documents in the set); {len(failures)} failures")
+    print(
+        f"{len(queries)} queries over {len(cache)} gold documents ({len(docs)} documents in the set); {len(failures)} failures"
+    )
     for failure in failures:
         print("  FAIL", failure)
     return 1 if failures else 0

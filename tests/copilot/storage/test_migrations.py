@@ -24,7 +24,16 @@ def _exercise(url):
     migrate(engine)
     migrate(engine)  # idempotent: a second run is a no-op
     tables = set(inspect(engine).get_table_names())
-    assert {"users", "teams", "api_tokens", "memos", "suggestions", "suggestion_events", "audit_log", "outbox"} <= tables
+    assert {
+        "users",
+        "teams",
+        "api_tokens",
+        "memos",
+        "suggestions",
+        "suggestion_events",
+        "audit_log",
+        "outbox",
+    } <= tables
     assert {"crm_customers", "crm_opportunities", "crm_visits", "crm_purchases", "crm_tasks"} <= tables
     _assert_schema_matches_code(engine)
     return engine
@@ -43,8 +52,12 @@ def test_migrations_and_import_on_postgres(postgres_url, monkeypatch):
     _exercise(postgres_url)
     monkeypatch.setenv("COPILOT_DATABASE_URL", postgres_url)
     services = build_services(Settings())
-    report = CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
-    again = CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
+    report = CRMImporter(services.engine, services.local_crm, services.users).import_file(
+        DATA / "crm_small.json"
+    )
+    again = CRMImporter(services.engine, services.local_crm, services.users).import_file(
+        DATA / "crm_small.json"
+    )
 
     assert report.customers_added == 3 and again.customers_updated == 3
     snap = services.crm.get_customer("c_a1")

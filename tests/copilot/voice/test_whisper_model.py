@@ -37,7 +37,9 @@ def test_a_damaged_model_is_rebuilt_and_matches_the_published_sha256(tmp_path):
 
     digest = hashlib.sha256((rebuilt / "model.bin").read_bytes()).hexdigest()
     assert digest == wm.MODEL_SHA256
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()]  # no temp folders left
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()
+    ]  # no temp folders left
 
 
 def test_missing_part_package_names_the_pip_package_to_install(tmp_path, monkeypatch):

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
+import secrets
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,6 +50,16 @@ VOICE_RECEIVED = "已收到语音，正在转写…"
 UNSUPPORTED = "暂不支持这种类型的消息，请发送文字或语音。"
 MEDIA_TOO_LARGE = "语音文件过大，无法处理，请发送较短的语音。"
 FAILED = "抱歉，处理您的消息时出错了，请稍后再试。"
+MEMO_FAILED = "语音纪要处理失败：{message}"
+ASK_CUSTOMER = "未能从录音中识别出您负责的客户，纪要（{memo_id}）已保存但未关联客户。请问这是哪位客户的拜访？"
+NO_SUGGESTIONS = "暂无新的跟进建议。"
+NO_SUCH_SUGGESTION = "没有找到第 {n} 条建议，请按最近一次发给您的建议编号回复。"
+APPLIED = "已采纳：{title}，已写入 CRM。"
+ALREADY_APPLIED = "该建议已采纳，无需重复操作：{title}"
+DISMISSED = "已忽略：{title}"
+MAX_CARD_SUGGESTIONS = 5
+COMMAND = re.compile(r"^\s*(确认|采纳|忽略)\s*(\d{1,2})\s*$")
+BUTTON = re.compile(r"^(apply|dismiss):(sg_[0-9a-f]{1,64})$")
 
 
 class ConversationPort(Protocol):
@@ -89,6 +102,7 @@ class ChannelsService:
         jobs: JobQueue,
         channels: dict[str, Callable[[], Channel]],
         on_voice: VoiceHook | None = None,
+        suggester: Callable[[], Any] | None = None,
     ) -> None:
         self._engine = engine
         self._users = users
@@ -97,7 +111,13 @@ class ChannelsService:
         self._factories = channels
         self._built: dict[str, Channel] = {}
         self._lock = threading.Lock()
+        # One writer at a time on channel_messages from this process: on SQLite, concurrent writers
+        # would otherwise meet the busy handler's sleeps, and the ack waits on them.
+        self._write_lock = threading.Lock()
         self.on_voice: VoiceHook = on_voice or _ignore_voice
+        self._suggester = suggester
+        # (channel, platform user) → suggestion ids in the order last shown, for 「确认 N」/「忽略 N」.
+        self._last_shown: dict[tuple[str, str], list[str]] = {}
 
     # -- channels -----------------------------------------------------------------------------------
     def channel(self, name: str) -> Channel:
@@ -121,7 +141,7 @@ class ChannelsService:
     def accept(self, message: InboundMessage) -> bool:
         """Record the message id; queue the answer. False (and nothing queued) for a repeat delivery."""
         try:
-            with self._engine.begin() as conn:
+            with self._write_lock, self._engine.begin() as conn:
                 conn.execute(
                     insert(channel_messages).values(
                         channel=message.channel,
@@ -138,7 +158,7 @@ class ChannelsService:
         return True
 
     def _mark(self, message: InboundMessage, status: str, user_id: str | None = None) -> None:
-        with self._engine.begin() as conn:
+        with self._write_lock, self._engine.begin() as conn:
             conn.execute(
                 update(channel_messages)
                 .where(
@@ -161,8 +181,9 @@ class ChannelsService:
         return conv if hasattr(conv, "reply") else conv()  # type: ignore[operator,return-value]
 
     def handle(self, message: InboundMessage) -> None:
-        if message.kind == "event":  # menu clicks, enter_agent …: acknowledged, nothing to answer yet
-            self._mark(message, "ignored")
+        button = BUTTON.match(message.event_key or "") if message.kind == "event" else None
+        if message.kind == "event" and (button is None or message.event != "template_card_event"):
+            self._mark(message, "ignored")  # menu clicks, enter_agent …: acknowledged, nothing to answer
             return
         channel = self.channel(message.channel)
         user = self._user(message)
@@ -172,7 +193,12 @@ class ChannelsService:
             self._mark(message, "unbound")
             return
         try:
-            if message.kind == "text":
+            command = COMMAND.match(message.text) if message.kind == "text" else None
+            if button is not None:
+                self._decide(channel, message, user, button.group(1), button.group(2))
+            elif command is not None:
+                self._command(channel, message, user, command.group(1), int(command.group(2)))
+            elif message.kind == "text":
                 self._answer_text(channel, message, user)
             elif message.kind == "voice":
                 self._take_voice(channel, message, user)
@@ -216,6 +242,111 @@ class ChannelsService:
         self._send(channel, message, VOICE_RECEIVED)
         self.on_voice(user, message, audio)
 
+    # -- suggestions: show with buttons / numbers, apply or dismiss exactly once --------------------------
+    def show_suggestions(
+        self, channel: Channel, message: InboundMessage, user: User, suggestions: list[dict]
+    ) -> None:
+        """WeCom: one template card per suggestion (采纳/忽略 buttons); else numbered text (确认 N)."""
+        shown = [s for s in suggestions if s.get("id")][:MAX_CARD_SUGGESTIONS]
+        self._last_shown[(message.channel, message.sender_id)] = [s["id"] for s in shown]
+        if not shown:
+            self._send(channel, message, NO_SUGGESTIONS)
+            return
+        send_card = getattr(channel, "send_card", None)
+        if send_card is not None:
+            for s in shown:
+                send_card(message, suggestion_card(s))
+        else:
+            lines = ["跟进建议："]
+            for i, s in enumerate(shown, start=1):
+                lines.append(f"{i}. {s.get('title', '')}")
+                if s.get("rationale"):
+                    lines.append(f"   {_clip(s['rationale'], 120)}")
+            lines.append("回复“确认 N”采纳，回复“忽略 N”忽略。")
+            self._send(channel, message, "\n".join(lines))
+        if self._suggester is not None:
+            try:
+                self._suggester().store.mark_shown(user.id, [s["id"] for s in shown], channel=message.channel)
+            except Exception as exc:  # logging for adoption is extra; the rep already has the cards
+                logger.warning("suggestions shown on %s not logged: %s", message.channel, type(exc).__name__)
+
+    def _command(self, channel: Channel, message: InboundMessage, user: User, verb: str, n: int) -> None:
+        ids = self._last_shown.get((message.channel, message.sender_id), [])
+        if not 1 <= n <= len(ids):
+            self._send(channel, message, NO_SUCH_SUGGESTION.format(n=n))
+            return
+        self._decide(channel, message, user, "dismiss" if verb == "忽略" else "apply", ids[n - 1])
+
+    def _decide(self, channel: Channel, message: InboundMessage, user: User, action: str, sid: str) -> None:
+        if self._suggester is None:
+            self._send(channel, message, UNSUPPORTED)
+            return
+        suggester = self._suggester()
+        row = suggester.store.get(sid)
+        if row is None or row.user_id != user.id:
+            self._send(channel, message, "建议不存在。")
+            return
+        try:
+            if action == "apply":
+                if row.status == "applied":  # a second press: the CRM change was made once already
+                    self._send(channel, message, ALREADY_APPLIED.format(title=row.title))
+                    return
+                suggester.apply(user, sid, channel=message.channel)
+                self._send(channel, message, APPLIED.format(title=row.title))
+            else:
+                if row.status != "dismissed":
+                    suggester.store.feedback(user.id, sid, "dismiss", comment=None, edited=None,
+                                             channel=message.channel)  # fmt: skip
+                self._send(channel, message, DISMISSED.format(title=row.title))
+        except AppError as error:
+            self._send(channel, message, error.detail)
+        logger.info("%s suggestion %s %s by user %s", message.channel, sid, action, user.id)
+
+    # -- voice → memo (the default on_voice) ----------------------------------------------------------
+    def voice_to_memo(self, pipeline: Any, crm: Any) -> VoiceHook:
+        """The on_voice hook: store the audio as a memo of the rep and process it as a job."""
+
+        def hook(user: User, message: InboundMessage, audio: bytes) -> None:
+            memo_id = _store_memo(pipeline, user, audio, message)
+            self.jobs.submit(self._process_memo, pipeline, crm, user, message, memo_id)
+
+        return hook
+
+    def _process_memo(
+        self, pipeline: Any, crm: Any, user: User, message: InboundMessage, memo_id: str
+    ) -> None:
+        channel = self.channel(message.channel)
+        try:
+            pipeline.process(memo_id)
+            row = pipeline._row(memo_id)
+            if row.status != "done":
+                self._send(channel, message, MEMO_FAILED.format(message=(row.error or {}).get("message", "")))
+                return
+            visit = dict(row.visit_record or {})
+            visit.pop("suggestions", None)
+            customer = _matched_customer(visit, user, crm, self._users)
+            if customer is None:
+                self._send(
+                    channel,
+                    message,
+                    summarize(visit, row.transcript) + "\n\n" + ASK_CUSTOMER.format(memo_id=memo_id),
+                )
+                return
+            with self._engine.begin() as conn:
+                conn.execute(update(t.memos).where(t.memos.c.id == memo_id).values(customer_id=customer[0]))
+            pipeline._suggest(memo_id, visit)  # suggestions now that the memo has its customer
+            view = pipeline.to_json(pipeline._row(memo_id))
+            self._send(
+                channel,
+                message,
+                summarize(visit, row.transcript, customer_name=customer[1], draft=view["draft"]),
+            )
+            self.show_suggestions(channel, message, user, list(view["suggestions"] or []))
+        except Exception as exc:
+            logger.error("memo %s from %s message %s failed: %s", memo_id, message.channel, message.msg_id,
+                         type(exc).__name__, exc_info=not isinstance(exc, ChannelError))  # fmt: skip
+            self._try_send(channel, message, FAILED)
+
     @staticmethod
     def _send(channel: Channel, message: InboundMessage, text: str) -> None:
         channel.send(message, OutboundReply(text))
@@ -227,6 +358,90 @@ class ChannelsService:
             logger.warning(
                 "%s reply to message %s not delivered: %s", message.channel, message.msg_id, exc.code
             )
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def suggestion_card(s: dict[str, Any]) -> dict[str, Any]:
+    """A WeCom button_interaction template card for one suggestion; button keys carry its id."""
+    sid = s["id"]
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "销售副驾"},
+        "main_title": {"title": _clip(s.get("title") or "跟进建议", 26), "desc": "跟进建议"},
+        "sub_title_text": _clip(s.get("rationale") or "", 110),
+        "task_id": f"{sid}-{secrets.token_hex(4)}",
+        "button_list": [
+            {"text": "采纳", "style": 1, "key": f"apply:{sid}"},
+            {"text": "忽略", "style": 2, "key": f"dismiss:{sid}"},
+        ],
+    }
+
+
+def summarize(visit: dict[str, Any], transcript: str | None, *, customer_name: str | None = None,
+              draft: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """The visit record as a short Chinese text for the rep."""
+    lines = ["拜访纪要" + (f"（{customer_name}）" if customer_name else "") + "："]
+    if transcript:
+        lines.append(f"转写：{_clip(transcript, 300)}")
+    contacts = [c.get("name") or c.get("mentioned_as") for c in visit.get("contacts") or []]
+    if contacts := [c for c in contacts if c]:
+        lines.append("联系人：" + "、".join(contacts))
+    for key, label in (("needs", "需求"), ("objections", "异议")):
+        items = [i.get("text") for i in visit.get(key) or [] if i.get("text")]
+        if items:
+            lines.append(f"{label}：" + "；".join(items))
+    if comps := [c.get("name") for c in visit.get("competitors") or [] if c.get("name")]:
+        lines.append("竞品：" + "、".join(comps))
+    steps = [
+        s.get("action", "") + (f"（{s['due']}前）" if s.get("due") else "")
+        for s in visit.get("next_steps") or []
+    ]
+    if steps := [s for s in steps if s]:
+        lines.append("下一步：" + "；".join(steps))
+    if (visit.get("sentiment") or {}).get("value"):
+        lines.append(f"客户态度：{visit['sentiment']['value']}")
+    if draft:
+        lines.append("已生成拜访记录草稿，可在销售副驾中确认写入 CRM。")
+    return "\n".join(lines)
+
+
+def _store_memo(pipeline: Any, user: User, audio: bytes, message: InboundMessage) -> str:
+    """The memo row without a customer yet (found in the transcript later); the audio kept on disk."""
+    if len(audio) > pipeline.max_bytes:
+        raise MediaTooLarge("语音文件过大", channel=message.channel)
+    memo_id = f"memo_{secrets.token_hex(8)}"
+    path = pipeline._store(memo_id, audio)
+    when = datetime.fromtimestamp(message.created_at, UTC) if message.created_at else datetime.now(UTC)
+    with pipeline.engine.begin() as conn:
+        conn.execute(
+            insert(t.memos).values(
+                id=memo_id, customer_id=None, user_id=user.id, recorded_at=when.astimezone().isoformat(),
+                status="queued", transcript="", segments=[], audio_path=os.fspath(path), created_at=datetime.now(UTC),
+            )
+        )  # fmt: skip
+    logger.info("memo %s from %s message %s (%d bytes)", memo_id, message.channel, message.msg_id, len(audio))
+    return memo_id
+
+
+def _matched_customer(
+    visit: dict[str, Any], user: User, crm: Any, users: UserDirectory
+) -> tuple[str, str] | None:
+    """The customer the extractor matched, if the rep may see it."""
+    from copilot.access import customer_for
+
+    found = visit.get("customer") or {}
+    cid = found.get("id") if isinstance(found, dict) else None
+    if not cid:
+        return None
+    try:
+        snapshot = customer_for(user, cid, crm=crm, users=users)
+    except AppError:
+        return None
+    return cid, getattr(snapshot, "name", None) or found.get("name") or cid
 
 
 # -- wiring (from settings; called by the composition root / routes) ---------------------------------------
@@ -291,6 +506,13 @@ def build_dingtalk(services: Services) -> DingTalkChannel:
     return DingTalkChannel(client, app_secret=cfg.app_secret or "")
 
 
+def _lazy_voice(svc: ChannelsService, services: Services, memo_pipeline: Callable[[Any], Any]) -> VoiceHook:
+    def hook(user: User, message: InboundMessage, audio: bytes) -> None:
+        svc.voice_to_memo(memo_pipeline(services), services.crm)(user, message, audio)
+
+    return hook
+
+
 def jobs_for(services: Services) -> JobQueue:
     return services.jobs
 
@@ -299,12 +521,18 @@ def channels_service(services: Services) -> ChannelsService:
     """The one ChannelsService of these services (built on first use)."""
 
     def build() -> ChannelsService:
-        return ChannelsService(
+        from copilot.memos import memo_pipeline
+        from copilot.suggestions import suggester_for
+
+        svc = ChannelsService(
             engine=services.engine,
             users=services.users,
             conversation=lambda: services.conversation,
             jobs=jobs_for(services),
             channels={"wecom": lambda: build_wecom(services), "dingtalk": lambda: build_dingtalk(services)},
+            suggester=lambda: suggester_for(services),
         )
+        svc.on_voice = _lazy_voice(svc, services, memo_pipeline)
+        return svc
 
     return services._once("_channels", build)

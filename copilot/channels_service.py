@@ -111,9 +111,6 @@ class ChannelsService:
         self._factories = channels
         self._built: dict[str, Channel] = {}
         self._lock = threading.Lock()
-        # One writer at a time on channel_messages from this process: on SQLite, concurrent writers
-        # would otherwise meet the busy handler's sleeps, and the ack waits on them.
-        self._write_lock = threading.Lock()
         self.on_voice: VoiceHook = on_voice or _ignore_voice
         self._suggester = suggester
         # (channel, platform user) → suggestion ids in the order last shown, for 「确认 N」/「忽略 N」.
@@ -141,7 +138,7 @@ class ChannelsService:
     def accept(self, message: InboundMessage) -> bool:
         """Record the message id; queue the answer. False (and nothing queued) for a repeat delivery."""
         try:
-            with self._write_lock, self._engine.begin() as conn:
+            with self._engine.begin() as conn:
                 conn.execute(
                     insert(channel_messages).values(
                         channel=message.channel,
@@ -158,7 +155,7 @@ class ChannelsService:
         return True
 
     def _mark(self, message: InboundMessage, status: str, user_id: str | None = None) -> None:
-        with self._write_lock, self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             conn.execute(
                 update(channel_messages)
                 .where(

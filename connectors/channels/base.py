@@ -139,3 +139,18 @@ def read_limited(chunks: Iterable[bytes], *, limit: int, channel: str, declared:
             raise MediaTooLarge(f"媒体文件超过 {limit} 字节上限", channel=channel)
         parts.append(chunk)
     return b"".join(parts)
+
+
+def check_http_status(status_code: int, *, channel: str, what: str) -> None:
+    """429/5xx are retryable (``ChannelUnavailable``); any other failure status is permanent."""
+    if status_code == 429 or status_code >= 500:
+        raise ChannelUnavailable(f"{what}返回 HTTP {status_code}", channel=channel)
+    if not 200 <= status_code < 300:
+        raise ChannelRejected(f"{what}返回 HTTP {status_code}", channel=channel)
+
+
+def read_response_limited(response, *, limit: int, channel: str) -> bytes:
+    """The body of a streamed httpx response, at most ``limit`` bytes (``MediaTooLarge`` beyond)."""
+    return read_limited(
+        response.iter_bytes(), limit=limit, channel=channel, declared=response.headers.get("content-length")
+    )

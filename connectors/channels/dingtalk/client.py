@@ -19,7 +19,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.channels.base import ChannelRejected, ChannelUnavailable, read_limited
+from connectors.channels.base import (
+    ChannelRejected,
+    ChannelUnavailable,
+    check_http_status,
+    read_response_limited,
+)
 from connectors.http import make_client
 
 CHANNEL = "dingtalk"
@@ -182,16 +187,8 @@ class DingTalkClient:
             raise ChannelRejected("钉钉未返回有效的 downloadUrl", channel=CHANNEL)
         try:
             with self._http.stream("GET", url) as response:
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise ChannelUnavailable(f"下载文件返回 HTTP {response.status_code}", channel=CHANNEL)
-                if not response.is_success:
-                    raise ChannelRejected(f"下载文件返回 HTTP {response.status_code}", channel=CHANNEL)
-                return read_limited(
-                    response.iter_bytes(),
-                    limit=self.max_media_bytes,
-                    channel=CHANNEL,
-                    declared=response.headers.get("content-length"),
-                )
+                check_http_status(response.status_code, channel=CHANNEL, what="下载文件")
+                return read_response_limited(response, limit=self.max_media_bytes, channel=CHANNEL)
         except httpx.TimeoutException as exc:
             raise ChannelUnavailable("下载文件超时", channel=CHANNEL) from exc
         except httpx.TransportError as exc:

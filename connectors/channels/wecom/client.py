@@ -16,7 +16,12 @@ from typing import Any
 
 import httpx
 
-from connectors.channels.base import ChannelRejected, ChannelUnavailable, read_limited
+from connectors.channels.base import (
+    ChannelRejected,
+    ChannelUnavailable,
+    check_http_status,
+    read_response_limited,
+)
 from connectors.http import make_client
 
 CHANNEL = "wecom"
@@ -149,14 +154,7 @@ class WeComClient:
             params = {"access_token": token, "media_id": media_id}
             try:
                 with self._http.stream("GET", "/cgi-bin/media/get", params=params) as response:
-                    if response.status_code == 429 or response.status_code >= 500:
-                        raise ChannelUnavailable(
-                            f"企业微信接口返回 HTTP {response.status_code}", channel=CHANNEL
-                        )
-                    if not response.is_success:
-                        raise ChannelRejected(
-                            f"企业微信接口返回 HTTP {response.status_code}", channel=CHANNEL
-                        )
+                    check_http_status(response.status_code, channel=CHANNEL, what="企业微信接口")
                     if response.headers.get("content-type", "").startswith(
                         ("application/json", "text/plain")
                     ):
@@ -167,12 +165,7 @@ class WeComClient:
                             continue
                         self._check(data)
                         raise ChannelRejected("企业微信未返回媒体文件", channel=CHANNEL)
-                    return read_limited(
-                        response.iter_bytes(),
-                        limit=self.max_media_bytes,
-                        channel=CHANNEL,
-                        declared=response.headers.get("content-length"),
-                    )
+                    return read_response_limited(response, limit=self.max_media_bytes, channel=CHANNEL)
             except httpx.TimeoutException as exc:
                 raise ChannelUnavailable("企业微信接口请求超时", channel=CHANNEL) from exc
             except httpx.TransportError as exc:

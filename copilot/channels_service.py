@@ -22,14 +22,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connectors.channels.base import Channel, ChannelError, InboundMessage, MediaTooLarge, OutboundReply
 from connectors.channels.crypto import CryptoError, MessageCrypto
 from copilot.domain import ChatAnswer, User
 from copilot.errors import AppError
-from copilot.jobs import JobQueue
+from copilot.jobs import JobQueue, runs_remotely
 from copilot.storage import tables as t
 from copilot.users import UserDirectory
 
@@ -113,8 +113,6 @@ class ChannelsService:
         self._lock = threading.Lock()
         self.on_voice: VoiceHook = on_voice or _ignore_voice
         self._suggester = suggester
-        # (channel, platform user) → suggestion ids in the order last shown, for 「确认 N」/「忽略 N」.
-        self._last_shown: dict[tuple[str, str], list[str]] = {}
 
     # -- channels -----------------------------------------------------------------------------------
     def channel(self, name: str) -> Channel:
@@ -136,13 +134,17 @@ class ChannelsService:
 
     # -- receive ---------------------------------------------------------------------------------------
     def accept(self, message: InboundMessage) -> bool:
-        """Record the message id; queue the answer. False (and nothing queued) for a repeat delivery."""
+        """Record the message id; queue the answer. False (and nothing queued) for a repeat delivery.
+
+        If the job cannot be queued (Redis down) the id is forgotten again and the error raised, so the
+        platform's retry of this delivery is not mistaken for a repeat."""
+        key = _dedup_key(message.msg_id)
         try:
             with self._engine.begin() as conn:
                 conn.execute(
                     insert(channel_messages).values(
                         channel=message.channel,
-                        msg_id=_dedup_key(message.msg_id),
+                        msg_id=key,
                         kind=message.kind,
                         status="received",
                         received_at=datetime.now(UTC),
@@ -151,7 +153,19 @@ class ChannelsService:
         except IntegrityError:
             logger.info("%s message %s is a repeat delivery; ignored", message.channel, message.msg_id)
             return False
-        self.jobs.submit(self.handle, message)
+        try:
+            if runs_remotely(self.jobs):  # a worker rebuilds its own services and runs the job by name
+                self.jobs.submit(handle_message_job, message)
+            else:
+                self.jobs.submit(self.handle, message)
+        except Exception:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    delete(channel_messages).where(
+                        channel_messages.c.channel == message.channel, channel_messages.c.msg_id == key
+                    )
+                )
+            raise
         return True
 
     def _mark(self, message: InboundMessage, status: str, user_id: str | None = None) -> None:
@@ -245,7 +259,7 @@ class ChannelsService:
     ) -> None:
         """WeCom: one template card per suggestion (采纳/忽略 buttons); else numbered text (确认 N)."""
         shown = [s for s in suggestions if s.get("id")][:MAX_CARD_SUGGESTIONS]
-        self._last_shown[(message.channel, message.sender_id)] = [s["id"] for s in shown]
+        self._remember_shown(message, [s["id"] for s in shown])
         if not shown:
             self._send(channel, message, NO_SUGGESTIONS)
             return
@@ -267,8 +281,44 @@ class ChannelsService:
             except Exception as exc:  # logging for adoption is extra; the rep already has the cards
                 logger.warning("suggestions shown on %s not logged: %s", message.channel, type(exc).__name__)
 
+    def _remember_shown(self, message: InboundMessage, ids: list[str]) -> None:
+        """The numbering 「确认 N」 refers to, in the database: the reply may come on another process."""
+        key = {"channel": message.channel, "sender_id": message.sender_id[:128]}
+        now = datetime.now(UTC)
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(t.channel_shown)
+                .where(
+                    t.channel_shown.c.channel == key["channel"],
+                    t.channel_shown.c.sender_id == key["sender_id"],
+                )
+                .values(suggestion_ids=ids, updated_at=now)
+            ).rowcount
+            if not done:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(t.channel_shown).values(**key, suggestion_ids=ids, updated_at=now)
+                        )
+                except IntegrityError:  # shown concurrently on another process: the later list wins
+                    conn.execute(
+                        update(t.channel_shown)
+                        .where(t.channel_shown.c.channel == key["channel"],
+                               t.channel_shown.c.sender_id == key["sender_id"])
+                        .values(suggestion_ids=ids, updated_at=now)
+                    )  # fmt: skip
+
+    def last_shown(self, channel: str, sender_id: str) -> list[str]:
+        with self._engine.connect() as conn:
+            ids = conn.execute(
+                select(t.channel_shown.c.suggestion_ids).where(
+                    t.channel_shown.c.channel == channel, t.channel_shown.c.sender_id == sender_id[:128]
+                )
+            ).scalar_one_or_none()
+        return list(ids or [])
+
     def _command(self, channel: Channel, message: InboundMessage, user: User, verb: str, n: int) -> None:
-        ids = self._last_shown.get((message.channel, message.sender_id), [])
+        ids = self.last_shown(message.channel, message.sender_id)
         if not 1 <= n <= len(ids):
             self._send(channel, message, NO_SUCH_SUGGESTION.format(n=n))
             return
@@ -305,7 +355,10 @@ class ChannelsService:
 
         def hook(user: User, message: InboundMessage, audio: bytes) -> None:
             memo_id = _store_memo(pipeline, user, audio, message)
-            self.jobs.submit(self._process_memo, pipeline, crm, user, message, memo_id)
+            if runs_remotely(self.jobs):
+                self.jobs.submit(channel_memo_job, message, user.id, memo_id)
+            else:
+                self.jobs.submit(self._process_memo, pipeline, crm, user, message, memo_id)
 
         return hook
 
@@ -508,6 +561,27 @@ def _lazy_voice(svc: ChannelsService, services: Services, memo_pipeline: Callabl
         svc.voice_to_memo(memo_pipeline(services), services.crm)(user, message, audio)
 
     return hook
+
+
+def handle_message_job(message: InboundMessage) -> None:
+    """``ChannelsService.handle`` by name, for ``copilot worker`` processes (Redis queue)."""
+    from copilot.jobs.redis_queue import worker_services
+
+    channels_service(worker_services()).handle(message)
+
+
+def channel_memo_job(message: InboundMessage, user_id: str, memo_id: str) -> None:
+    """A voice message's memo (transcribe, extract, suggest, reply), run by name on a worker."""
+    from copilot.jobs.redis_queue import worker_services
+    from copilot.memos import memo_pipeline
+
+    services = worker_services()
+    user = services.users.get(user_id)
+    if user is None:  # the account was removed meanwhile: nothing to answer
+        logger.warning("memo %s: user %s no longer exists", memo_id, user_id)
+        return
+    svc = channels_service(services)
+    svc._process_memo(memo_pipeline(services), services.crm, user, message, memo_id)
 
 
 def jobs_for(services: Services) -> JobQueue:

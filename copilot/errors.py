@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.crm.errors import CRMAuthError, CRMError, CRMUnavailable
@@ -24,6 +27,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "not_found": (404, "资源不存在。"),
     "customer_not_found": (404, "客户不存在。"),
     "user_not_found": (404, "用户不存在。"),
+    "bad_request": (400, "请求体无法解析，请检查格式与编码（JSON 须为 UTF-8）。"),
     "validation_error": (422, "请求参数不合法。"),
     "bad_import_file": (422, "导入文件无法解析。"),
     "payload_too_large": (413, "上传文件过大。"),
@@ -62,22 +66,89 @@ def _body(code: str, detail: str, request: Request) -> dict[str, str]:
     return {"error": code, "detail": detail, "request_id": request_id(request)}
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail", "request_id"],
+    "properties": {
+        "error": {"type": "string", "description": "稳定的错误码，如 validation_error"},
+        "detail": {"type": "string", "description": "中文说明：调用方应当怎么做"},
+        "request_id": {"type": "string", "description": "与响应头 x-request-id 相同"},
+    },
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}  # fmt: skip
+
+
+def document_errors(app: FastAPI) -> None:
+    """Say in the OpenAPI what the handlers below really send: every 422 (FastAPI's default documents
+    its own list-shaped body) and every other 4xx/5xx of ``/api/*`` is ``{"error","detail","request_id"}``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Error"] = ERROR_SCHEMA
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = _error_response("请求参数不合法")
+                if path.startswith("/api/"):
+                    responses.setdefault(
+                        "4XX", _error_response("请求错误（401 未认证、403 无权限、404 不存在等）")
+                    )
+                    responses.setdefault("5XX", _error_response("服务端错误或依赖不可用"))
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _validation_detail(errors: list[dict[str, Any]]) -> str:
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "请求体不是合法的 JSON，请检查格式与编码（UTF-8）。"
+    fields = "、".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in errors[:5])
+    return f"请求参数不合法：{fields}" if fields else CATALOGUE["validation_error"][1]
+
+
+def db_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (PEP 249 OperationalError,
+    an invalidated connection, a pool that could not hand out a connection in time)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError):
         return JSONResponse(_body(exc.code, exc.detail, request), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        fields = "、".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in exc.errors()[:5])
-        detail = f"请求参数不合法：{fields}" if fields else CATALOGUE["validation_error"][1]
-        return JSONResponse(_body("validation_error", detail, request), status_code=422)
+        return JSONResponse(
+            _body("validation_error", _validation_detail(exc.errors()), request), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "bad_request",  # e.g. a body FastAPI could not parse (nested too deep, wrong charset)
+            401: "unauthenticated",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(exc.status_code, "http_error")
         detail = (
             CATALOGUE.get(code, (0, "请求无法处理。"))[1]
             if code != "method_not_allowed"
@@ -104,3 +175,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # Log the type and request id only: messages may carry customer data.
         logger.error("unhandled %s (request %s)", type(exc).__name__, request_id(request), exc_info=exc)
         return JSONResponse(_body("internal_error", CATALOGUE["internal_error"][1], request), status_code=500)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _db(request: Request, exc: Exception):
+        # The database is down or unreachable: 503, retry later (the pool reconnects by itself).
+        # Other database errors (integrity, programming) stay internal errors.
+        if not db_unavailable(exc):
+            return await _unexpected(request, exc)
+        logger.warning("database unavailable: %s (request %s)", type(exc).__name__, request_id(request))
+        status, detail = CATALOGUE["db_unavailable"]
+        return JSONResponse(
+            _body("db_unavailable", detail, request), status_code=status, headers={"Retry-After": "5"}
+        )

@@ -48,6 +48,12 @@ class WeComSettings(BaseSettings):
     token: str | None = None
     aes_key: str | None = None
     api_base: str = "https://qyapi.weixin.qq.com"
+    # The AI bot (智能机器人, API mode): its own Token and EncodingAESKey (the receive id is "").
+    aibot_token: str | None = None
+    aibot_aes_key: str | None = None
+    # Also post answers to the message's response_url: "late" (only answers ready after WeCom
+    # stopped polling the stream), "always" or "off".
+    aibot_push: str = "late"
 
 
 class DingTalkSettings(BaseSettings):

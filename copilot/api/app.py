@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from copilot.api.metrics import MetricsMiddleware
+from copilot.api.request_ids import RequestIdMiddleware
 from copilot.api.routes import (
     adoption,
     channels,
@@ -59,13 +59,6 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.state.metrics = services.metrics
 
-    @app.middleware("http")
-    async def _request_id(request: Request, call_next):
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        response = await call_next(request)
-        response.headers["x-request-id"] = request.state.request_id
-        return response
-
     app.add_middleware(
         SessionMiddleware,
         secret_key=_session_secret(services.settings.home),
@@ -74,6 +67,7 @@ def create_app(services: Services) -> FastAPI:
         https_only=False,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: error bodies and logs carry the id
     install_error_handlers(app)
     for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption, notifications):
         app.include_router(module.router)

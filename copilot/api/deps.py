@@ -11,7 +11,8 @@ from copilot.errors import AppError
 from copilot.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI would run a plain ``def`` dependency on the thread pool, a hop on every request
     return request.app.state.services
 
 

@@ -1,7 +1,7 @@
 """Jobs: a small queue port (``submit(fn, *args)``) with an in-process thread-pool default and an RQ
 queue on Redis for ``copilot worker`` processes (redis and rq are imported only when used)."""
 
-from copilot.jobs.base import JobQueue
+from copilot.jobs.base import JobQueue, runs_remotely
 from copilot.jobs.inprocess import InProcessJobQueue
 from copilot.jobs.redis_queue import JobQueueUnavailable, RedisJobQueue, run_workers, worker_services
 
@@ -11,5 +11,6 @@ __all__ = [
     "JobQueueUnavailable",
     "RedisJobQueue",
     "run_workers",
+    "runs_remotely",
     "worker_services",
 ]

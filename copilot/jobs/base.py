@@ -13,6 +13,14 @@ from typing import Any, Protocol
 
 
 class JobQueue(Protocol):
+    remote: bool  # True: jobs run in other processes (``copilot worker``), so submit module-level jobs
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` later, off the caller's thread; failures are logged, never raised here."""
         ...
+
+
+def runs_remotely(queue: object) -> bool:
+    """Whether ``queue`` hands jobs to other processes: then submit module-level functions with plain
+    arguments (the worker rebuilds its own services); in-process queues may take bound methods."""
+    return bool(getattr(queue, "remote", False))

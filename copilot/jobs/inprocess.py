@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 class InProcessJobQueue:
     """Runs jobs on ``max_workers`` threads. ``wait_idle`` lets tests and shutdown wait for the backlog."""
 
+    remote = False
+
     def __init__(self, max_workers: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="copilot-job")
         self._pending = 0

@@ -74,6 +74,8 @@ def connect(url: str) -> Redis:
 class RedisJobQueue:
     """The JobQueue port on RQ. ``wait_idle`` waits for the jobs this instance submitted."""
 
+    remote = True
+
     def __init__(
         self,
         url: str,

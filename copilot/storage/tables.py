@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 MAX_MSG_ID = 191
 
@@ -145,6 +145,29 @@ channel_messages = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("done_at", DateTime(timezone=True)),
     UniqueConstraint("channel", "msg_id", name="uq_channel_messages_channel_msg_id"),
+)
+
+# The suggestions last shown to a platform user, in order: 「确认 N」 refers to the N-th of them.
+channel_shown = Table(
+    "channel_shown",
+    metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("sender_id", String(128), primary_key=True),
+    Column("suggestion_ids", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A WeCom AI-bot stream reply: WeCom polls it by stream id until ``finished``.
+channel_streams = Table(
+    "channel_streams",
+    metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("msg_id", String(128), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("finished", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 from copilot.adoption import tables as _adoption_tables  # noqa: E402,F401  (ratings, annotations: on this metadata)

@@ -93,8 +93,11 @@ def enqueue(
             user_id=user_id,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(outbox.c.id)
     )
-    return conn.execute(stmt).rowcount == 1
+    # A row comes back only when it was inserted. (Not rowcount: PostgreSQL reports -1 for an
+    # INSERT … RETURNING, which SQLAlchemy adds there to fetch the new id.)
+    return conn.execute(stmt).first() is not None
 
 
 def deliver_pending(

@@ -3,6 +3,9 @@
     GET  /channels/wecom/callback     URL verification: the decrypted echostr, as text/plain
     POST /channels/wecom/callback     encrypted message → empty 200 at once; the reply follows as a job
     POST /channels/dingtalk/callback  robot message (timestamp + sign headers) → {} at once; reply as a job
+    GET  /channels/wecom-aibot/callback   AI bot URL verification: the decrypted echostr, as text/plain
+    POST /channels/wecom-aibot/callback   AI bot message → an encrypted stream reply at once (the answer
+                                          follows as a job; WeCom polls the stream until it is finished)
 
 Rejections: bad signature 403 ``bad_signature``, timestamp outside the replay window 403
 ``stale_timestamp``, undecryptable or malformed body 400 ``bad_message``, body too large 413,
@@ -14,12 +17,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from connectors.channels.base import MalformedMessage
 from connectors.channels.crypto import CryptoError
 from copilot.api.deps import ServicesDep
+from copilot.channels_aibot import aibot_service
 from copilot.channels_service import channels_service
 from copilot.errors import AppError, request_id
 
@@ -104,3 +108,39 @@ async def dingtalk_message(services: ServicesDep, request: Request) -> JSONRespo
 
     await run_in_threadpool(receive)
     return JSONResponse({})
+
+
+@router.get("/wecom-aibot/callback", response_class=PlainTextResponse)
+def wecom_aibot_verify_url(
+    msg_signature: str, timestamp: str, nonce: str, echostr: str, services: ServicesDep, request: Request
+) -> PlainTextResponse:
+    bot = aibot_service(services).bot
+    try:
+        echo = bot.verify_url(msg_signature, timestamp, nonce, echostr)
+    except CryptoError as error:
+        raise _rejected("wecom_aibot", error, request) from None
+    return PlainTextResponse(echo)
+
+
+@router.post("/wecom-aibot/callback")
+async def wecom_aibot_message(
+    msg_signature: str, timestamp: str, nonce: str, services: ServicesDep, request: Request
+) -> Response:
+    body = await _body(request)
+
+    def receive() -> Response:
+        aibot = aibot_service(services)
+        try:
+            message = aibot.bot.parse_callback(
+                body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce
+            )
+        except (CryptoError, MalformedMessage) as error:
+            raise _rejected("wecom_aibot", error, request) from None
+        state = aibot.receive(message)
+        if state is None:  # events: an empty reply
+            return PlainTextResponse("")
+        return JSONResponse(
+            aibot.bot.stream_reply(state.stream_id, state.content, finish=state.finished, nonce=nonce)
+        )
+
+    return await run_in_threadpool(receive)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from copilot.access import customer_for, customers_for
 from copilot.api.deps import ServicesDep, UserDep
@@ -9,7 +9,10 @@ router = APIRouter(prefix="/api/customers", tags=["customers"])
 
 
 @router.get("")
-def list_customers(user: UserDep, services: ServicesDep, q: str | None = None) -> dict:
+def list_customers(
+    user: UserDep, services: ServicesDep, q: str | None = Query(default=None, max_length=200)
+) -> dict:
+    # Bounded: the search is a SQL LIKE, and SQLite refuses patterns over 50,000 bytes (was a 500).
     rows = customers_for(user, crm=services.crm, users=services.users, q=q)
     return {
         "customers": [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from copilot.api.deps import ServicesDep, UserDep
 from copilot.errors import AppError
@@ -20,7 +20,12 @@ def notifications(user: UserDep, services: ServicesDep, unread: bool = False, li
 
 
 @router.post("/notifications/{notification_id}/read")
-def read(notification_id: int, user: UserDep, services: ServicesDep) -> dict:
+def read(
+    user: UserDep,
+    services: ServicesDep,
+    # Bounded to a 64-bit id: a larger number reached the database driver and failed there (a 500).
+    notification_id: int = Path(ge=1, le=2**63 - 1),
+) -> dict:
     """把一条通知标为已读。"""
     if not mark_read(services.engine, user.id, notification_id):
         raise AppError("not_found", "通知不存在。")

@@ -157,6 +157,21 @@ def test_text_commands_apply_and_dismiss_by_number(voice_services, wecom_fake, c
         assert store.get(ids[1]).status == "dismissed"
 
 
+def test_confirm_by_number_works_after_a_restart_because_the_numbering_is_stored(
+    voice_services, wecom_fake, client_for
+):
+    cards = _voice_to_cards(voice_services, wecom_fake, client_for(voice_services))
+    first = cards[0]["button_list"][0]["key"].removeprefix("apply:")
+    voice_services.__dict__.pop("_channels")  # a new process: nothing of the old service in memory
+    restarted = client_for(voice_services)
+
+    wecom_post(restarted, wecom_text_xml("确认 1", msg_id="7100000000000000011"))
+    wait_jobs(voice_services)
+
+    assert channels_service(voice_services)._suggester().store.get(first).status == "applied"
+    assert wecom_fake.texts()[-1].startswith("已采纳")
+
+
 def test_voice_without_a_known_customer_is_stored_and_the_rep_is_asked(
     voice_services, wecom_fake, client_for
 ):

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +29,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "user_not_found": (404, "用户不存在。"),
     "bad_request": (400, "请求体无法解析，请检查格式与编码（JSON 须为 UTF-8）。"),
     "validation_error": (422, "请求参数不合法。"),
+    "invalid_value": (422, "请求中有数据库无法处理的值（如 \\u0000 字符、超出范围的数字），请修改后重试。"),
     "bad_import_file": (422, "导入文件无法解析。"),
     "payload_too_large": (413, "上传文件过大。"),
     "unsupported_media": (415, "不支持的文件格式。"),
@@ -155,6 +156,15 @@ def install_error_handlers(app: FastAPI) -> None:
             else "不支持该请求方法。"
         )
         return JSONResponse(_body(code, detail, request), status_code=exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def _bad_data(request: Request, exc: DataError):
+        # The database refused a value the request carried (PostgreSQL: a NUL character in text, a
+        # number out of range): the caller's input, not an outage. The transaction was rolled back.
+        logger.warning(
+            "database refused a value: %s (request %s)", type(exc.orig).__name__, request_id(request)
+        )
+        return JSONResponse(_body("invalid_value", CATALOGUE["invalid_value"][1], request), status_code=422)
 
     @app.exception_handler(CRMError)
     async def _crm(request: Request, exc: CRMError):

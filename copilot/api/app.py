@@ -73,3 +73,10 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``copilot serve --workers N`` process: services built from the environment."""
+    from copilot.services import build_services
+
+    return create_app(build_services())

@@ -35,13 +35,21 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="输出一个 JSON 文档"
 def serve(
     host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="端口")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, max=64, help="API 进程数（多核或高并发回调时加大）")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="逐条请求日志")] = True,
 ) -> None:
     """启动 Web/API 服务（默认 http://127.0.0.1:8000）。"""
     import uvicorn
 
+    if workers > 1:  # each process builds its own services from the environment
+        uvicorn.run("copilot.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", access_log=access_log)  # fmt: skip
+        return
     from copilot.api.app import create_app
 
-    uvicorn.run(create_app(services()), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(services()), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command()

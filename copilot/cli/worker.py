@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import typer
 
 from copilot.cli.common import emit_json, fail
+from copilot.jobs.base import JOB_NICENESS, lower_priority
 from copilot.jobs.redis_queue import DEFAULT_LEASE_S, DEFAULT_QUEUE
 from copilot.settings import Settings
 
@@ -31,6 +32,9 @@ def worker(
         bool, typer.Option("--status", help="只显示队列状态（排队、执行中、失败、工作进程数）")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="与 --status 一起使用：输出一个 JSON 文档")] = False,
+    nice: Annotated[
+        int, typer.Option("--nice", min=0, max=19, help="降低任务进程的 CPU 优先级，让 API 的回调确认优先")
+    ] = JOB_NICENESS,
 ) -> None:
     """任务工作进程（Redis 模式）：执行转写、导入、CRM 写入、渠道回复等后台任务。"""
     from redis.exceptions import RedisError
@@ -52,6 +56,7 @@ def worker(
                 )
             return
         typer.echo(f"销售副驾任务进程：队列 {queue}，{processes} 个进程，租约 {lease_s} 秒", err=True)
+        lower_priority(nice)
         # In Redis mode the API does not deliver the CRM outbox; the worker's parent process does.
         from copilot.cli.common import services
         from copilot.writeback.delivery import OutboxLoop

@@ -8,6 +8,9 @@ functions, ids, frozen dataclasses), so the same calls can move to the Redis que
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,3 +27,19 @@ def runs_remotely(queue: object) -> bool:
     """Whether ``queue`` hands jobs to other processes: then submit module-level functions with plain
     arguments (the worker rebuilds its own services); in-process queues may take bound methods."""
     return bool(getattr(queue, "remote", False))
+
+
+# Jobs yield the CPU to request handling: a webhook must be acknowledged within a second (WeCom retries
+# after 5 s) however many answers are being computed. Raising a job's nice value costs nothing when the
+# machine is idle.
+JOB_NICENESS = 10
+
+
+def lower_priority(increment: int = JOB_NICENESS, *, thread_only: bool = False) -> None:
+    """Lower this process's CPU priority (or, on Linux, only the calling thread's) by ``increment``."""
+    with contextlib.suppress(OSError, AttributeError):  # not permitted, or no such call on this system
+        if thread_only:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+        else:
+            os.nice(increment)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from copilot.jobs.base import JOB_NICENESS, lower_priority
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +20,12 @@ class InProcessJobQueue:
     remote = False
 
     def __init__(self, max_workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="copilot-job")
+        # On Linux a thread has its own nice value: job threads yield the cores to request handling.
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_workers,
+            thread_name_prefix="copilot-job",
+            initializer=functools.partial(lower_priority, JOB_NICENESS, thread_only=True),
+        )
         self._pending = 0
         self._idle = threading.Condition()
 

@@ -39,7 +39,7 @@ from copilot.suggestions import suggester_for
 from tests.conftest import MODELS_DIR
 from tests.copilot.conftest import DATA
 
-MAX_EXAMPLES = 25  # per operation and per mode (valid, invalid)
+MAX_EXAMPLES = 15  # per operation and per mode (valid, invalid)
 ROLES = ("rep_a", "mgr_a")
 AS_OF = "2026-11-20"
 HUGE = 100_000  # characters in a "huge" query value
@@ -271,8 +271,6 @@ BAD_BODIES = {
     ),  # fmt: skip
     "invalid UTF-8": (b'{"message": "\xff\xfe\xc3\x28"}', "application/json"),
     "latin-1 declared": ('{"message": "é"}'.encode("latin-1"), "application/json; charset=latin-1"),
-    "lone surrogate escape": (b'{"message": "\\ud800", "comment": "\\udfff"}', "application/json"),
-    "NUL escape": (b'{"message": "a\\u0000b", "action": "accept\\u0000"}', "application/json"),
     "NaN and huge int": (b'{"message": NaN, "customer_id": ' + b"9" * 5000 + b"}", "application/json"),
     "null": (b"null", "application/json"),
     "array": (b"[1, 2]", "application/json"),
@@ -291,6 +289,19 @@ BAD_BODIES = {
         b'--b\r\nContent-Disposition: form-data; name="file"; filename="\xff\xfe.amr"\r\n\r\n#!AMR\n\r\n--b--\r\n',
         "multipart/form-data; boundary=b",
     ),
+}
+
+
+# Well-formed JSON with strings a database may refuse (PostgreSQL: NUL) or a codec may choke on.
+ODD_BODIES = {
+    "NUL in every field": (
+        b'{"message": "\\u0000", "action": "accept\\u0000", "chunk_id": "\\u0000", "rating": "\\u0000", "verdict": "\\u0000", "yaml": 1}',
+        "application/json",
+    ),  # fmt: skip
+    "lone surrogates": (
+        b'{"message": "\\ud800", "action": "\\udfff", "chunk_id": "\\udfff", "rating": "\\ud800", "verdict": "\\ud800"}',
+        "application/json",
+    ),  # fmt: skip
 }
 
 
@@ -317,16 +328,20 @@ def test_malformed_bodies_get_a_4xx_in_the_error_shape_and_store_nothing(api):
     sent = 0
     for role in ROLES:
         for method, path in targets:
-            for name, (body, content_type) in BAD_BODIES.items():
+            for name, (body, content_type) in {**BAD_BODIES, **ODD_BODIES}.items():
                 before = api.rows.counts()
                 status, raw = api.raw(method, path, headers=[(b"content-type", content_type.encode("latin-1"))],
                                       body=body, role=role)  # fmt: skip
                 sent += 1
+                if name in ODD_BODIES:
+                    assert status < 500, (role, method, path, name, status, raw[:300])
+                    if status < 400:
+                        continue
                 assert 400 <= status < 500, (role, method, path, name, status, raw[:300])
                 error = json.loads(raw)
                 assert set(error) == {"error", "detail", "request_id"}, (path, name, error)
                 assert api.rows.counts() == before, (role, method, path, name, "stored rows")
-    print(f"\n{sent} malformed bodies, all 4xx")
+    print(f"\n{sent} malformed or odd bodies, no 5xx; every 4xx stored nothing")
 
 
 def test_huge_and_non_utf8_query_strings_never_get_a_5xx(api):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,7 @@ from connectors.channels.wecom_aibot import (
 from copilot.api.app import create_app
 from copilot.channels_aibot import EMPTY_QUESTION, STREAM_GONE, THINKING, aibot_service, channel_streams
 from copilot.channels_service import UNSUPPORTED, channel_messages
+from copilot.jobs import redis_queue
 from copilot.services import build_services
 from copilot.settings import Settings
 from tests.copilot.channels.conftest import wait_jobs
@@ -198,6 +200,40 @@ def test_refreshes_are_answered_from_the_database_by_any_api_process(
     assert CITATION in final["content"]
     assert again.stream == final  # the repeat reached the other process: same stream, no second job
     assert len(conversation.calls) == 1
+
+
+class RemoteQueue:
+    """A job queue whose jobs run in other processes: it keeps them (pickled, as Redis would)."""
+
+    remote = True
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple] = []
+
+    def submit(self, fn, *args) -> None:
+        self.jobs.append((fn, pickle.loads(pickle.dumps(args))))
+
+
+def test_on_a_remote_queue_the_answer_runs_by_name_on_a_worker_with_its_own_services(
+    bound_services, wecom, app_url, monkeypatch
+):
+    monkeypatch.setenv("COPILOT_WECOM_AIBOT_TOKEN", AIBOT_TOKEN)  # the worker reads its settings from env
+    monkeypatch.setenv("COPILOT_WECOM_AIBOT_AES_KEY", AIBOT_AES_KEY)
+    monkeypatch.setattr(redis_queue, "_worker_services", {})
+    queue = RemoteQueue()
+    aibot_service(bound_services).jobs = queue
+    delivery = wecom.send_text("你好", msg_id="msg-remote", user="stranger")
+
+    [(fn, args)] = queue.jobs
+    assert redis_queue.job_path(fn) == "copilot.channels_aibot.answer_aibot_job"
+    try:
+        fn(*args)  # what `copilot worker` does
+        fn(*args)  # delivered twice (at least once): the answer is written once
+    finally:
+        redis_queue._worker_services["s"].engine.dispose()
+    final = wecom.poll(delivery.stream["id"])[-1]
+    assert "绑定" in final["content"]
+    assert aibot_rows(bound_services)[0][0]["status"] == "unbound"
 
 
 # -- what is answered --------------------------------------------------------------------------------------

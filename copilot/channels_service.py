@@ -336,14 +336,17 @@ class ChannelsService:
         try:
             if action == "apply":
                 if row.status == "applied":  # a second press: the CRM change was made once already
+                    self._update_card(channel, message, "已采纳")
                     self._send(channel, message, ALREADY_APPLIED.format(title=row.title))
                     return
                 suggester.apply(user, sid, channel=message.channel)
+                self._update_card(channel, message, "已采纳")
                 self._send(channel, message, APPLIED.format(title=row.title))
             else:
                 if row.status != "dismissed":
                     suggester.store.feedback(user.id, sid, "dismiss", comment=None, edited=None,
                                              channel=message.channel)  # fmt: skip
+                self._update_card(channel, message, "已忽略")
                 self._send(channel, message, DISMISSED.format(title=row.title))
         except AppError as error:
             self._send(channel, message, error.detail)
@@ -396,6 +399,17 @@ class ChannelsService:
             logger.error("memo %s from %s message %s failed: %s", memo_id, message.channel, message.msg_id,
                          type(exc).__name__, exc_info=not isinstance(exc, ChannelError))  # fmt: skip
             self._try_send(channel, message, FAILED)
+
+    @staticmethod
+    def _update_card(channel: Channel, message: InboundMessage, label: str) -> None:
+        """Mark the pressed card as done; the text reply follows anyway, so a failure is only logged."""
+        update = getattr(channel, "update_card", None)
+        if update is None or not message.response_code:
+            return
+        try:
+            update(message, label)
+        except ChannelError as exc:
+            logger.warning("%s card of message %s not updated: %s", message.channel, message.msg_id, exc.code)
 
     @staticmethod
     def _send(channel: Channel, message: InboundMessage, text: str) -> None:

@@ -60,6 +60,7 @@ class InboundMessage:
     reply_url_expires_ms: int | None = None
     robot_code: str | None = None
     created_at: int | None = None  # seconds since the epoch, as the platform stamped it
+    response_code: str | None = None  # WeCom card events: a one-time code to update the pressed card
 
 
 @dataclass(frozen=True, slots=True)

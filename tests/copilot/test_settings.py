@@ -37,6 +37,7 @@ def test_settings_read_the_contract_env_names(monkeypatch, tmp_path):
 def test_defaults_are_embedded_and_offline(monkeypatch, tmp_path):
     monkeypatch.delenv("COPILOT_HOME")
     monkeypatch.delenv("COPILOT_MODELS_DIR")
+    monkeypatch.delenv("COPILOT_DATABASE_URL", raising=False)  # set on the PostgreSQL pass
     monkeypatch.chdir(tmp_path)
 
     s = Settings()

@@ -39,6 +39,7 @@ class FakeWeCom:
         self.sent: list[dict[str, Any]] = []
         self.token_requests = 0
         self.media_requests: list[str] = []
+        self.card_updates: list[dict[str, Any]] = []
         self._valid_tokens: set[str] = set()
         self._send_faults: list[int] = []
         self._cond = threading.Condition()
@@ -47,6 +48,7 @@ class FakeWeCom:
                 Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
                 Route("/cgi-bin/message/send", self._send, methods=["POST"]),
                 Route("/cgi-bin/media/get", self._media, methods=["GET"]),
+                Route("/cgi-bin/message/update_template_card", self._update_card, methods=["POST"]),
             ]
         )
 
@@ -111,6 +113,18 @@ class FakeWeCom:
             self.sent.append(body)
             self._cond.notify_all()
         return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": f"m{len(self.sent)}"})
+
+    async def _update_card(self, request: Request) -> Response:
+        if (error := self._token_error(request)) is not None:
+            return error
+        body = await request.json()
+        code = body.get("response_code")
+        if not code or any(u.get("response_code") == code for u in self.card_updates):
+            return JSONResponse({"errcode": 40097, "errmsg": "invalid response_code"})  # one use each
+        with self._cond:
+            self.card_updates.append(body)
+            self._cond.notify_all()
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "invaliduser": []})
 
     async def _media(self, request: Request) -> Response:
         if (error := self._token_error(request)) is not None:

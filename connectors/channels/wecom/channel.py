@@ -63,6 +63,11 @@ class WeComChannel:
     def send_card(self, to: InboundMessage, card: dict) -> None:
         self.client.send_template_card(to.sender_id, card)
 
+    def update_card(self, event: InboundMessage, replace_name: str) -> None:
+        """Show the outcome on the card the rep pressed (its buttons become one disabled label)."""
+        if event.response_code:
+            self.client.update_template_card(event.sender_id, event.response_code, replace_name)
+
     def fetch_media(self, message: InboundMessage) -> bytes:
         if not message.media_id:
             raise ValueError("该消息没有媒体文件")

@@ -146,6 +146,13 @@ class WeComClient:
     def send_template_card(self, to_user: str, card: dict[str, Any]) -> dict[str, Any]:
         return self.send(to_user, "template_card", card)
 
+    def update_template_card(self, to_user: str, response_code: str, replace_name: str) -> dict[str, Any]:
+        """Turn the pressed card's buttons into one disabled button reading ``replace_name``
+        (``response_code`` comes with the card event and can be used once, within 72 hours)."""
+        payload = {"userids": [to_user], "agentid": self.agent_id, "response_code": response_code,
+                   "button": {"replace_name": replace_name}}  # fmt: skip
+        return self._call("POST", "/cgi-bin/message/update_template_card", json=payload)
+
     # -- media/get --------------------------------------------------------------------------------
     def get_media(self, media_id: str) -> bytes:
         """Download a temporary media file (voice AMR …); at most ``max_media_bytes``."""

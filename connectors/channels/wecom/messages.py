@@ -65,6 +65,7 @@ def parse_message(xml_text: str) -> InboundMessage:
             event=event,
             event_key=key or None,
             created_at=created_at,
+            response_code=_field(root, "ResponseCode") or None,
         )
     if not msg_id:
         raise MalformedMessage("缺少字段 MsgId")

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import time
+import uuid
 
 import pytest
 import schemathesis
@@ -28,7 +29,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from sqlalchemy import column, func, inspect, select, table
+from sqlalchemy import column, create_engine, func, inspect, select, table, text
+from sqlalchemy.exc import OperationalError
 
 from copilot.adoption.report import EXPORTS
 from copilot.api.app import create_app
@@ -36,7 +38,7 @@ from copilot.crm_import import CRMImporter
 from copilot.services import build_services
 from copilot.settings import Settings
 from copilot.suggestions import suggester_for
-from tests.conftest import MODELS_DIR
+from tests.conftest import MODELS_DIR, POSTGRES_URL
 from tests.copilot.conftest import DATA
 
 MAX_EXAMPLES = 15  # per operation and per mode (valid, invalid)
@@ -147,27 +149,59 @@ async def _call(app, scope, body: bytes) -> tuple[int, bytes]:
     return status, b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
 
 
+@contextlib.contextmanager
+def database_url(postgres: bool):
+    """None (SQLite in COPILOT_HOME), or the URL of a fresh PostgreSQL database, dropped afterwards."""
+    if not postgres:
+        yield None
+        return
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"copilot_fuzz_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def seeded_api(home, embedder, *, postgres: bool):
+    """The app on the small CRM + KB (real embedder) with the channels configured; SQLite in ``home``
+    or a fresh PostgreSQL database."""
+    env = {**CHANNEL_ENV, "COPILOT_HOME": str(home), "COPILOT_MODELS_DIR": str(MODELS_DIR)}
+    with database_url(postgres) as url:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in list(os.environ):
+                if name.startswith(("COPILOT_", "OPENAI_")):
+                    mp.delenv(name)
+            for name, value in {**env, **({"COPILOT_DATABASE_URL": url} if url else {})}.items():
+                mp.setenv(name, value)
+            services = build_services(Settings())
+        try:
+            CRMImporter(services.engine, services.local_crm, services.users).import_file(
+                DATA / "crm_small.json"
+            )
+            services.provide("embedder", embedder)
+            services.kb.ingest([DATA / "kb"])
+            services.provide("jobs", DroppedJobs())
+            yield Api(services)
+        finally:
+            services.engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, embedder) -> Api:
-    """Small CRM + KB (real embedder), channels configured, built once for the module."""
-    home = tmp_path_factory.mktemp("fuzz") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("COPILOT_", "OPENAI_")):
-                mp.delenv(name)
-        for name, value in {
-            **CHANNEL_ENV,
-            "COPILOT_HOME": str(home),
-            "COPILOT_MODELS_DIR": str(MODELS_DIR),
-        }.items():
-            mp.setenv(name, value)
-        services = build_services(Settings())
-    CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
-    services.provide("embedder", embedder)
-    services.kb.ingest([DATA / "kb"])
-    services.provide("jobs", DroppedJobs())
-    yield Api(services)
-    services.engine.dispose()
+    """Built once for the module; COPILOT_TEST_BACKEND=postgres runs it on PostgreSQL."""
+    postgres = os.environ.get("COPILOT_TEST_BACKEND") == "postgres"
+    with seeded_api(tmp_path_factory.mktemp("fuzz") / "home", embedder, postgres=postgres) as built:
+        yield built
 
 
 def _existing_ids(services) -> dict[str, list]:

@@ -134,6 +134,10 @@ def test_pressing_the_button_twice_creates_one_crm_task(voice_services, wecom_fa
             )
         ).all()
     assert len(applied) == 1
+    # the pressed card now reads 已采纳 (one update per processed press, each with its own one-time code)
+    assert [u["button"]["replace_name"] for u in wecom_fake.card_updates] == ["已采纳"]
+    assert wecom_fake.card_updates[0]["response_code"] == "rc-1"
+    assert wecom_fake.card_updates[0]["userids"] == ["lilei"]
     replies = wecom_fake.texts()[-2:]
     assert len(wecom_fake.sent) == sent_before + 2
     assert replies[0].startswith("已采纳") and replies[1].startswith("该建议已采纳")

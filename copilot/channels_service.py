@@ -132,6 +132,25 @@ class ChannelsService:
     def dingtalk(self) -> DingTalkChannel:
         return self.channel("dingtalk")  # type: ignore[return-value]
 
+    # -- push (no inbound message to answer: e.g. a CRM write that failed for good) ----------------------
+    def push(self, user_id: str, text: str) -> list[str]:
+        """Send ``text`` to every chat account bound to ``user_id`` on a configured channel; returns the
+        channels reached. Unconfigured channels are skipped quietly; send failures are logged."""
+        reached = []
+        for name, platform_id in self._users.channel_ids(user_id).items():
+            try:
+                channel = self.channel(name)
+            except AppError:  # this channel is not configured here
+                continue
+            to = InboundMessage(name, f"push:{secrets.token_hex(8)}", platform_id, "text")
+            try:
+                self._send(channel, to, text)
+            except ChannelError as exc:
+                logger.warning("push to user %s on %s failed: %s", user_id, name, exc.code)
+                continue
+            reached.append(name)
+        return reached
+
     # -- receive ---------------------------------------------------------------------------------------
     def accept(self, message: InboundMessage) -> bool:
         """Record the message id; queue the answer. False (and nothing queued) for a repeat delivery.

@@ -72,6 +72,16 @@ class UserDirectory:
             r = conn.execute(select(t.users).where(col == value)).mappings().first()
         return User(r["id"], r["name"], r["role"], r["team_id"]) if r else None
 
+    def channel_ids(self, user_id: str) -> dict[str, str]:
+        """The user's bound chat accounts: {"wecom": userid, "dingtalk": staffId}, those that are set."""
+        with self._engine.connect() as conn:
+            r = conn.execute(
+                select(t.users.c.wecom_userid, t.users.c.dingtalk_userid).where(t.users.c.id == user_id)
+            ).first()
+        if r is None:
+            return {}
+        return {name: value for name, value in (("wecom", r[0]), ("dingtalk", r[1])) if value}
+
     def team_members(self, team_id: str | None) -> set[str]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(t.users.c.id).where(t.users.c.team_id == team_id)).all()

@@ -6,7 +6,8 @@
                                    (the API app in embedded mode; ``copilot worker`` in Redis mode)
     failure_notifier(services)     the outbox's ``on_failed`` hook: a Chinese notification for the rep
                                    who confirmed the write (GET /api/notifications), and a channel push
-                                   when one is registered (set_channel_push)
+                                   to the rep's bound WeCom/DingTalk accounts (or the
+                                   hook registered with set_channel_push)
 
 Several processes may tick at once: rows are claimed with a lease (outbox.py) and outcomes are
 unique per move (sync.py), so nothing is written twice.
@@ -150,6 +151,16 @@ def set_channel_push(services: Services, push: ChannelPush | None) -> None:
     services.__dict__["_channel_push"] = push
 
 
+def _bound_channels_push(services: Services) -> ChannelPush | None:
+    """The default push: the rep's bound WeCom/DingTalk accounts, on whichever channels are configured."""
+    cfg = services.settings
+    if not (cfg.wecom.corp_id or cfg.dingtalk.app_key):
+        return None
+    from copilot.channels_service import channels_service
+
+    return lambda user_id, text: bool(channels_service(services).push(user_id, text))
+
+
 def failure_notifier(services: Services) -> Callable[[dict[str, Any]], None]:
     """The outbox ``on_failed`` hook: tell the rep who confirmed the write, in Chinese."""
 
@@ -168,7 +179,7 @@ def failure_notifier(services: Services) -> Callable[[dict[str, Any]], None]:
             ref=row.get("idempotency_key"),
         )
         logger.info("notification %s for user %s (outbox %s failed)", nid, user_id, row.get("id"))
-        push = services.__dict__.get("_channel_push")
+        push = services.__dict__.get("_channel_push") or _bound_channels_push(services)
         if push is not None:
             try:
                 push(user_id, f"{title}：{body}")

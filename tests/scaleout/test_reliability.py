@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -111,8 +112,7 @@ def _quiet(engine: Engine) -> bool:
         busy = conn.execute(
             select(func.count()).where(
                 t.outbox.c.status == "pending",
-                (t.outbox.c.locked_until > now)
-                | (t.outbox.c.next_attempt_at < now + text("interval '0.5 seconds'")),
+                (t.outbox.c.locked_until > now) | (t.outbox.c.next_attempt_at < now + timedelta(seconds=0.5)),
             )
         ).scalar_one()
     return busy == 0

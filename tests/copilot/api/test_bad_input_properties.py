@@ -174,7 +174,7 @@ def test_any_search_query_is_answered_echoed_and_leaves_no_trace(api, q, k):
     body = response.json()
     assert body["query"] == q and len(body["results"]) <= k
     for hit in body["results"]:
-        assert hit["source"] and isinstance(hit["text"], str)
+        assert hit["chunk_id"] and hit["document"] and isinstance(hit["text"], str)
 
 
 # -- CRM import ---------------------------------------------------------------------------------------

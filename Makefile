@@ -21,10 +21,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/copilot run
 
-# Scale-out tests (tests/scaleout: PostgreSQL, Redis, a Chroma server, `copilot worker` processes) run
-# in this same command; each skips with its reason (-rs) if a service is down.
+# Scale-out tests (tests/scaleout: PostgreSQL, Redis, a Chroma server, `copilot worker` and `copilot serve`
+# processes) run in this same command; each skips with its reason (-rs) if a service is down.
+# Then the application's suites (tests/copilot) run a second time on PostgreSQL, each test on its own
+# fresh migrated database (COPILOT_TEST_BACKEND=postgres, tests/copilot/conftest.py): both deployments
+# pass the same tests. Both passes always run; the target fails if either failed.
 test: $(STAMP)
-	$(VENV)/bin/pytest -n 2 -q -rs
+	@rc=0; \
+	echo '+ pytest -n 2 -q -rs'; \
+	$(VENV)/bin/pytest -n 2 -q -rs || rc=$$?; \
+	echo '+ COPILOT_TEST_BACKEND=postgres pytest -n 2 -q -rs tests/copilot'; \
+	COPILOT_TEST_BACKEND=postgres $(VENV)/bin/pytest -n 2 -q -rs tests/copilot || { r=$$?; [ $$rc -ne 0 ] || rc=$$r; }; \
+	exit $$rc
 
 test-scaleout: $(STAMP)
 	$(VENV)/bin/pytest -q -rs tests/scaleout

@@ -181,7 +181,7 @@ class Services:
             if self.settings.redis_url:
                 from copilot.jobs.redis_queue import RedisJobQueue
 
-                return RedisJobQueue(self.settings.redis_url)
+                return RedisJobQueue(self.settings.redis_url, queue_name=self.settings.redis_queue)
             from copilot.jobs.inprocess import InProcessJobQueue
 
             return InProcessJobQueue()

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     chroma_url: str | None = None
     redis_url: str | None = None
+    redis_queue: str = "copilot"  # the RQ queue API processes submit to and `copilot worker` serves
     embedding_model: str | None = None
     whisper_model: str | None = None
     crm: str = "local"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 from urllib.parse import urlparse
 
@@ -22,7 +23,9 @@ def worker(
     processes: Annotated[
         int, typer.Option("--processes", "-n", min=1, help="工作进程数（进程意外退出会自动重启）")
     ] = 1,
-    queue: Annotated[str, typer.Option(help="队列名")] = DEFAULT_QUEUE,
+    queue: Annotated[
+        str | None, typer.Option(help=f"队列名（默认取 COPILOT_REDIS_QUEUE，未设置时为 {DEFAULT_QUEUE}）")
+    ] = None,
     lease_s: Annotated[
         int,
         typer.Option("--lease-s", min=2, help="任务租约（秒）：工作进程失联超过此时间，任务交给其他进程重试"),
@@ -41,9 +44,12 @@ def worker(
 
     from copilot.jobs.redis_queue import RedisJobQueue, run_workers
 
-    url = Settings().redis_url
+    settings = Settings()
+    url = settings.redis_url
     if not url:
         fail(NO_REDIS)
+    queue = queue or settings.redis_queue
+    os.environ["COPILOT_REDIS_QUEUE"] = queue  # follow-up jobs of this worker's jobs go to the same queue
     try:
         if status:
             stats = {"queue": queue, **RedisJobQueue(url, queue_name=queue).stats()}

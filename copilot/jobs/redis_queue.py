@@ -283,6 +283,8 @@ def run_workers(
     # threads at 1.7/s. Set before torch is imported, so forked workers inherit it.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    # Jobs that submit follow-up jobs (a voice message → its memo) use the queue this worker serves.
+    os.environ["COPILOT_REDIS_QUEUE"] = queue_name
     worker_class = _worker_class(lease_s)
     connection = connect(url)
     if processes <= 1:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.pool import NullPool
 
 from copilot.api.app import create_app
 from copilot.crm_import import CRMImporter
 from copilot.services import Services, build_services
 from copilot.settings import Settings
 from tests.conftest import POSTGRES_URL
+from tests.support.pg_databases import TemplateDatabases, Unreachable
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 # Which relational database the suite runs on: "sqlite" (the embedded default) or "postgres" (the
@@ -27,33 +26,14 @@ if BACKEND not in ("sqlite", "postgres"):
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
-    """A migrated PostgreSQL database per test process; each test gets a copy (CREATE DATABASE …
-    TEMPLATE), which is several times faster than migrating an empty one."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    from copilot.storage.db import make_engine, migrate
-
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"copilot_tmpl_{uuid.uuid4().hex[:10]}"
+def pg_databases() -> Iterator[TemplateDatabases]:
+    """Copies of one migrated PostgreSQL database, per test process (tests/support/pg_databases.py)."""
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        admin.dispose()
+        databases = TemplateDatabases(POSTGRES_URL)
+    except Unreachable:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    engine = make_engine(_database_url(name))
-    migrate(engine)
-    engine.dispose()  # a template must have no sessions while it is copied
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _database_url(name: str) -> str:
-    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield databases
+    databases.close()
 
 
 @pytest.fixture(autouse=True)
@@ -63,19 +43,11 @@ def backend_database(request, clean_env, monkeypatch) -> Iterator[str | None]:
     if BACKEND != "postgres":
         yield None
         return
-    from sqlalchemy import create_engine, text
-
-    template = request.getfixturevalue("pg_template")
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = f"copilot_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    url = _database_url(name)
+    databases: TemplateDatabases = request.getfixturevalue("pg_databases")
+    url = databases.take()
     monkeypatch.setenv("COPILOT_DATABASE_URL", url)
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    databases.release(url)
 
 
 @pytest.fixture

@@ -140,7 +140,7 @@ def test_pending_crm_writes_survive_an_api_kill_and_are_delivered_exactly_once(p
         for sid in sids:  # the rep confirms while Salesforce takes no writes
             r = httpx.post(f"{first.url}/api/suggestions/{sid}/apply", json={}, headers=headers, timeout=30)
             assert r.status_code == 200, r.text
-            assert r.json()["result"]["status"] == "pending", r.json()
+            assert r.json()["result"]["status"] == "pending" and not r.json()["result"]["duplicate"], r.text
         fake.faults.down = True  # …then Salesforce goes away altogether while the API keeps retrying
         wait_for(lambda: all(row["attempts"] >= 2 for row in _outbox(engine)), 30, "the outbox loop retrying")
         wait_for(lambda: _quiet(engine), 15, "a moment with no delivery in flight", step=0.01)
@@ -200,28 +200,29 @@ def test_database_outage_answers_503_db_unavailable_and_recovers_by_itself(postg
     ):
         via_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         api = procs.serve(copilot_env(home=tmp_path / "home", database_url=via_proxy))
-        client = httpx.Client(base_url=api.url, headers=headers, timeout=30)
-        assert client.get("/api/customers").status_code == 200
+        with httpx.Client(base_url=api.url, headers=headers, timeout=30) as client:
+            assert client.get("/api/customers").status_code == 200
 
-        proxy.cut()
-        for path in ("/api/customers", "/api/customers/c_a1", "/api/notifications"):
-            started = time.monotonic()
-            r = client.get(path)
-            elapsed = time.monotonic() - started
-            assert r.status_code == 503, (path, r.status_code, r.text)
-            body = r.json()
-            assert body["error"] == "db_unavailable" and "数据库暂不可用" in body["detail"], body
-            assert body["request_id"] == r.headers["x-request-id"]
-            assert elapsed < 5, f"{path} took {elapsed:.1f} s to fail"
-        health = client.get("/healthz")
-        assert health.status_code == 503 and health.json()["db"].startswith("error")
-        assert api.alive()
+            proxy.cut()
+            requests = [("GET", "/api/customers"), ("GET", "/api/customers/c_a1"),
+                        ("GET", "/api/notifications"), ("POST", "/api/suggestions/sg_0/feedback")]  # fmt: skip
+            for method, path in requests:
+                started = time.monotonic()
+                r = client.request(method, path, json={"action": "dismiss"} if method == "POST" else None)
+                elapsed = time.monotonic() - started
+                assert r.status_code == 503, (path, r.status_code, r.text)
+                body = r.json()
+                assert body["error"] == "db_unavailable" and "数据库暂不可用" in body["detail"], body
+                assert body["request_id"] == r.headers["x-request-id"] and r.headers["retry-after"]
+                assert elapsed < 5, f"{path} took {elapsed:.1f} s to fail"
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json()["db"].startswith("error")
+            assert api.alive()
 
-        proxy.restore()  # nobody restarts anything
-        wait_for(lambda: client.get("/api/customers").status_code == 200, 15, "the API to reconnect")
-        assert [c["id"] for c in client.get("/api/customers").json()["customers"]] == ["c_a1"]
-        assert client.get("/healthz").json()["db"] == "ok"
-        client.close()
+            proxy.restore()  # nobody restarts anything
+            wait_for(lambda: client.get("/api/customers").status_code == 200, 15, "the API to reconnect")
+            assert [c["id"] for c in client.get("/api/customers").json()["customers"]] == ["c_a1"]
+            assert client.get("/healthz").json()["db"] == "ok"
         log = api.output()
     assert "database unavailable: OperationalError" in log and "unhandled" not in log
     engine.dispose()
@@ -296,6 +297,8 @@ _MIGRATE = """
 import sys, time
 from copilot.storage.db import make_engine, migrate
 engine = make_engine(sys.argv[1])
+with engine.connect():  # connected before the start, so both upgrades begin together
+    pass
 while time.time() < float(sys.argv[2]):
     time.sleep(0.001)
 migrate(engine)

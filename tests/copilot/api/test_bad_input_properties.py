@@ -16,9 +16,10 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from connectors.crm.base import CustomerSnapshot
 from copilot.crm_import import CRMImporter, ImportFileError
@@ -220,8 +221,8 @@ def customer_records(draw):
 def test_imported_customer_rows_read_back_unchanged_through_the_crm_and_the_api(api, records):
     importer = CRMImporter(api.services.engine, api.services.local_crm, api.services.users)
     postgres = api.services.engine.dialect.name == "postgresql"
-    if postgres and "\x00" in json.dumps(records, ensure_ascii=False):
-        return  # PostgreSQL cannot hold NUL: see the import's report test below
+    if postgres and any("\x00" in f"{k}{v}" for r in records for k, v in r.items()):
+        return  # PostgreSQL cannot hold NUL: see test_a_row_postgresql_cannot_store_is_reported_not_fatal
     report = importer.import_data({"customers": records})
     refused = {e["index"] for e in report.errors}
     for i, record in enumerate(records, start=1):
@@ -248,8 +249,14 @@ def test_imported_customer_rows_read_back_unchanged_through_the_crm_and_the_api(
             assert response.json() == json.loads(json.dumps(data))
 
 
+@pytest.mark.xfail(
+    raises=csv.Error,
+    strict=True,
+    reason="crm_import._read_csv lets csv.Error escape (a bare CR in an unquoted field) instead of ImportFileError",
+)
 @PROPERTY
 @given(raw=st.binary(max_size=400))
+@example(raw=b"id,name\n1,a\rb\n")  # what the search found first; pinned so the xfail is deterministic
 def test_a_csv_of_arbitrary_bytes_imports_or_is_refused_with_a_chinese_reason(api, raw, tmp_path_factory):
     path = tmp_path_factory.mktemp("csv") / "customers.csv"
     path.write_bytes(raw)
@@ -284,3 +291,20 @@ def test_csv_cells_of_any_unicode_read_back_stripped(api, rows, tmp_path_factory
         assert profile["name"] == name.strip()
         assert (profile.get("industry") or "") == industry.strip()
         assert (profile.get("notes") or "") == notes.strip()
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    raises=DataError,
+    strict=True,
+    reason="CRMImporter._import_customer catches KeyError/TypeError/ValueError but not the database's DataError",
+)
+def test_a_row_postgresql_cannot_store_is_reported_not_fatal(api):
+    if api.services.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores NUL")
+    importer = CRMImporter(api.services.engine, api.services.local_crm, api.services.users)
+    report = importer.import_data(
+        {"customers": [{"id": "fz_nul", "name": "a\x00b"}, {"id": "fz_ok", "name": "正常客户"}]}
+    )
+    assert [e["index"] for e in report.errors] == [1]
+    assert api.services.crm.get_customer("fz_ok") is not None

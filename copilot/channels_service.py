@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -283,9 +284,16 @@ class ChannelsService:
             self._send(channel, message, NO_SUGGESTIONS)
             return
         send_card = getattr(channel, "send_card", None)
+        send_action_card = getattr(channel, "send_action_card", None)
         if send_card is not None:
             for s in shown:
                 send_card(message, suggestion_card(s))
+        elif send_action_card is not None:  # DingTalk: a tap sends 「确认 N」/「忽略 N」 as the rep
+            for i, s in enumerate(shown, start=1):
+                title = f"{i}. {_clip(s.get('title') or '跟进建议', 40)}"
+                text = f"**{title}**\n\n{_clip(s.get('rationale') or '', 300)}"
+                send_action_card(message, title, text, [("采纳", tap_to_send(f"确认 {i}")),
+                                                        ("忽略", tap_to_send(f"忽略 {i}"))])  # fmt: skip
         else:
             lines = ["跟进建议："]
             for i, s in enumerate(shown, start=1):
@@ -358,9 +366,13 @@ class ChannelsService:
                     self._update_card(channel, message, "已采纳")
                     self._send(channel, message, ALREADY_APPLIED.format(title=row.title))
                     return
-                suggester.apply(user, sid, channel=message.channel)
+                outcome = suggester.apply(user, sid, channel=message.channel)
                 self._update_card(channel, message, "已采纳")
-                self._send(channel, message, APPLIED.format(title=row.title))
+                # two presses at once: the idempotency key lets one write through, the other is told so
+                duplicate = (outcome.get("result") or {}).get("duplicate")
+                self._send(
+                    channel, message, (ALREADY_APPLIED if duplicate else APPLIED).format(title=row.title)
+                )
             else:
                 if row.status != "dismissed":
                     suggester.store.feedback(user.id, sid, "dismiss", comment=None, edited=None,
@@ -446,6 +458,11 @@ class ChannelsService:
 def _clip(text: str, n: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def tap_to_send(text: str) -> str:
+    """A DingTalk card button link that, tapped, sends ``text`` into the chat as the user."""
+    return "dtmd://dingtalkclient/sendMessage?content=" + quote(text)
 
 
 def suggestion_card(s: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,15 @@ class DingTalkChannel:
                     [to.sender_id], part, markdown=reply.markdown, title=reply.title, robot_code=to.robot_code
                 )
 
+    def send_action_card(
+        self, to: InboundMessage, title: str, text: str, buttons: list[tuple[str, str]]
+    ) -> None:
+        """A Markdown card with two buttons (label, URL) to the sender of ``to``."""
+        if self._session_usable(to):
+            self.client.send_action_card_by_session(to.reply_url or "", title, text, buttons)
+        else:
+            self.client.batch_send_action_card([to.sender_id], title, text, buttons, robot_code=to.robot_code)
+
     def fetch_media(self, message: InboundMessage) -> bytes:
         if not message.media_id:
             raise ValueError("该消息没有媒体文件")

@@ -160,6 +160,34 @@ class DingTalkClient:
         }
         return self._call("/v1.0/robot/oToMessages/batchSend", payload)
 
+    def batch_send_action_card(
+        self, user_ids: list[str], title: str, text: str, buttons: list[tuple[str, str]], *,
+        robot_code: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A card with two side-by-side buttons (msgKey ``sampleActionCard6``) as robot 1:1 messages."""
+        (label1, url1), (label2, url2) = buttons
+        param = {"title": title, "text": text, "buttonTitle1": label1, "buttonUrl1": url1,
+                 "buttonTitle2": label2, "buttonUrl2": url2}  # fmt: skip
+        payload = {
+            "robotCode": self._robot_code(robot_code),
+            "userIds": user_ids,
+            "msgKey": "sampleActionCard6",
+            "msgParam": json.dumps(param, ensure_ascii=False),
+        }
+        return self._call("/v1.0/robot/oToMessages/batchSend", payload)
+
+    def send_action_card_by_session(
+        self, webhook: str, title: str, text: str, buttons: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """An ``actionCard`` with side-by-side buttons through the message's ``sessionWebhook``."""
+        if origin(webhook) != origin(self.oapi_base):
+            raise ChannelRejected("sessionWebhook 不属于配置的钉钉接口地址", channel=CHANNEL)
+        card = {"title": title, "text": text, "btnOrientation": "1",
+                "btns": [{"title": label, "actionURL": url} for label, url in buttons]}  # fmt: skip
+        return self._checked(
+            self._request("POST", webhook, json={"msgtype": "actionCard", "actionCard": card})
+        )
+
     def send_by_session(
         self, webhook: str, text: str, *, markdown: bool = False, title: str = ""
     ) -> dict[str, Any]:

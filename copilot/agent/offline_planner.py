@@ -313,20 +313,29 @@ def draft_for_trigger(trig: Trigger, ev: EvidenceSet) -> Draft | None:
             rule.id,
         )
     if rule.kind == "objection":
-        material = b.passage(trig, "material", (str(data["objection"]),))
+        kind = data["objection"]
+        expert = rule.action_type == "involve_expert"  # a specialist is needed; documents only help
+        said = tuple(dict.fromkeys(m.keyword for m in data["mentions"])) if expert else ()
+        material = b.passage(trig, "material", (*said, str(kind)))
         case = b.passage(trig, "case", (b.c.industry or "",))
-        if not material and not case:
+        if not material and not case and not expert:
             return None
         names = [ev.items[c.evidence_id].label for c in (*material, *case)]
         docs = "、".join(dict.fromkeys(re.sub(r"^依据(《[^》]*》).*$", r"\1", n) for n in names))
-        kind = data["objection"]
+        if expert:
+            asked = "、".join(said) or kind
+            title = f"请售前/技术专家支持：解答客户关于{asked}的问题"
+            task = b.task(f"邀请售前/技术专家参与下次沟通，解答{asked}问题" + (f"（参考{docs}）" if docs else ""),
+                          due_days)  # fmt: skip
+        else:
+            title, task = f"应对{kind}异议：发送{docs}", b.task(f"发送{kind}异议资料：{docs}", due_days)
         return Draft(
             rule.action_type,
-            f"应对{kind}异议：发送{docs}",
+            title,
             f"{b.where(data['mentions'])}客户提出{kind}方面的顾虑。{rule_note}",
             0.75 + bonus,
             (*b.mentions(data["mentions"]), *material, *case, *reason),
-            b.task(f"发送{kind}异议资料：{docs}", due_days),
+            task,
             rule.id,
         )
     if rule.kind == "competitor":

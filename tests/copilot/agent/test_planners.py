@@ -70,6 +70,25 @@ def test_offline_plan_with_kb_cites_the_rules_document_and_talk_track(world):
     _safe(result)
 
 
+def test_technical_concerns_in_the_latest_memo_ask_for_a_presales_expert(crm_services):
+    from copilot.crm_import import CRMImporter
+
+    memo = {"id": "memo_tech", "customer_id": "c_a1", "user_id": "rep_a", "recorded_at": "2026-11-10T10:00:00+08:00",
+            "transcript": "信息部王工担心我们的系统和他们现有 MES 的接口对接，还问了数据安全和等保三级的要求。"}  # fmt: skip
+    CRMImporter(crm_services.engine, crm_services.local_crm, crm_services.users).import_data(
+        {"teams": [], "users": [], "customers": [], "memos": [memo]}
+    )
+    sg = suggester(crm_services, kb=False)
+    result = sg.plan_for_owner("c_a1", AS_OF)
+
+    expert = next(s for s in result.suggestions if s.action_type == "involve_expert")
+    assert expert.title.startswith("请售前/技术专家支持") and "对接" in expert.title
+    assert [c.ref for c in expert.citations if c.kind == "memo"] == ["memo_tech"]
+    assert expert.proposed_change.op == "create_task" and "售前" in expert.proposed_change.fields["title"]
+    _shown_citations_verify(sg, result)
+    _safe(result)
+
+
 def test_as_of_ignores_records_dated_after_it(crm_services):
     sg = suggester(crm_services, kb=False)
     early = sg.plan_for_owner("c_a1", AS_OF.replace(month=10, day=1))

@@ -200,9 +200,13 @@ def _report(samples, latencies, errors) -> None:
         f"RSS start {samples[0][1]:.0f} MB (ready, before load); after {WARMUP_S:.0f} s warm-up {warm:.0f} MB; "
         f"end {samples[-1][1]:.0f} MB; max {max(m for _, m in samples):.0f} MB  ({len(samples)} samples)"
     )
+    half = after[len(after) // 2 :]
     print(
-        f"RSS slope after warm-up: {slope_mb_per_min(after):+.2f} MB/min; end / after warm-up: {samples[-1][1] / warm:.3f}x"
+        f"RSS slope after warm-up: {slope_mb_per_min(after):+.2f} MB/min (last half {slope_mb_per_min(half):+.2f});"
+        f" end / after warm-up: {samples[-1][1] / warm:.3f}x"
     )
+    per_minute = [m for t, m in samples if int(t) % 60 < SAMPLE_S]
+    print("RSS each minute (MB): " + " ".join(f"{m:.0f}" for m in per_minute))
     window = max(60.0, (SECONDS - WARMUP_S) / 5)
     for name, values in latencies.items():
         first = [ms for t, ms in values if WARMUP_S <= t < WARMUP_S + window]

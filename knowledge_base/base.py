@@ -9,6 +9,7 @@ environment.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ from knowledge_base.retrieval import (
 )
 from knowledge_base.vector_index import ChromaVectorIndex
 
+logger = logging.getLogger(__name__)
+
 
 class KnowledgeBase:
     def __init__(
@@ -45,7 +48,10 @@ class KnowledgeBase:
         collection: str = "kb",
         weights: RetrievalWeights | None = None,
         max_chunk_chars: int = DEFAULT_MAX_CHARS,
+        keyword_path: Path | None = None,
     ):
+        """``keyword_path``: where the BM25 index is saved so a restart loads it instead of rebuilding
+        it; defaults to ``chroma_path/bm25/<collection>`` (no persistence with only ``chroma_url``)."""
         self.engine = engine
         self.embedder = embedder
         self.weights = weights or RetrievalWeights()
@@ -59,6 +65,9 @@ class KnowledgeBase:
         )
         self.tokenizer = ChineseTokenizer(self.catalog.terms())
         self.keywords = KeywordIndex(self.tokenizer)
+        if keyword_path is None and chroma_path is not None and not chroma_url:
+            keyword_path = Path(chroma_path) / "bm25" / collection
+        self.keyword_path = Path(keyword_path) if keyword_path is not None else None
         self._ingestor = Ingestor(
             catalog=self.catalog,
             vectors=self.vectors,
@@ -168,7 +177,7 @@ class KnowledgeBase:
             known_terms = self.catalog.terms()
             if known_terms:
                 self.tokenizer.add_terms(known_terms)
-            self.keywords.build(self.catalog.iter_chunk_tokens())
+            self._load_keywords(marker)
             self._docs = docs
             self._stale = version_status(docs.values())
             current_of: dict[str, set[str]] = {}
@@ -176,6 +185,19 @@ class KnowledgeBase:
                 current_of.setdefault(new, set()).add(old)
             self._current_of = current_of
             self._marker = marker
+
+    def _load_keywords(self, marker: tuple) -> None:
+        """Load the saved BM25 index of this catalogue state, or rebuild it from the stored tokens and
+        save it. The stamp is the catalogue's instance and version: any write bumps the version."""
+        stamp = f"{self.catalog.instance()}-{marker[0]}"
+        if self.keyword_path is not None and self.keywords.load(self.keyword_path, stamp):
+            return
+        self.keywords.build(self.catalog.iter_chunk_tokens())
+        if self.keyword_path is not None:
+            try:
+                self.keywords.save(self.keyword_path, stamp)
+            except OSError as exc:  # a read-only folder costs a rebuild next time, not the search
+                logger.warning("could not save the BM25 index to %s: %s", self.keyword_path, exc)
 
     def search(
         self,

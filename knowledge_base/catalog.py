@@ -4,6 +4,7 @@ stored with SQLAlchemy Core on an ``Engine`` passed in (SQLite or PostgreSQL).""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
@@ -68,6 +69,7 @@ kb_state = sa.Table(
     sa.Column("value", sa.Integer, nullable=False),
 )
 _VERSION = "version"
+_INSTANCE = "instance"  # a random number drawn once per catalogue: tells saved indexes of two databases apart
 
 
 def _bump(conn: sa.Connection) -> None:
@@ -115,17 +117,25 @@ class Catalog:
     def __init__(self, engine: Engine):
         self.engine = engine
         metadata.create_all(engine)
-        if self.version() is None:
-            try:
-                with engine.begin() as conn:
-                    conn.execute(kb_state.insert().values(key=_VERSION, value=0))
-            except sa.exc.IntegrityError:  # another process created it first
-                pass
+        for key, value in ((_VERSION, 0), (_INSTANCE, secrets.randbelow(2**31 - 1) + 1)):
+            if self._state(key) is None:
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(kb_state.insert().values(key=key, value=value))
+                except sa.exc.IntegrityError:  # another process created it first
+                    pass
+
+    def _state(self, key: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(kb_state.c.value).where(kb_state.c.key == key)).scalar()
 
     def version(self) -> int | None:
         """Bumped by every change to documents, chunks or terms."""
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(kb_state.c.value).where(kb_state.c.key == _VERSION)).scalar()
+        return self._state(_VERSION)
+
+    def instance(self) -> int | None:
+        """Drawn once when the catalogue is created; with ``version`` it names one catalogue state."""
+        return self._state(_INSTANCE)
 
     # ------------------------------------------------------------------ documents
     def hashes(self) -> dict[str, tuple[str, str]]:

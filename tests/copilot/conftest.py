@@ -14,7 +14,7 @@ from copilot.crm_import import CRMImporter
 from copilot.services import Services, build_services
 from copilot.settings import Settings
 from tests.conftest import POSTGRES_URL
-from tests.support.pg_databases import TemplateDatabases, Unreachable
+from tests.support.pg_databases import RecycledDatabase, Unreachable
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 # Which relational database the suite runs on: "sqlite" (the embedded default) or "postgres" (the
@@ -26,28 +26,25 @@ if BACKEND not in ("sqlite", "postgres"):
 
 
 @pytest.fixture(scope="session")
-def pg_databases() -> Iterator[TemplateDatabases]:
-    """Copies of one migrated PostgreSQL database, per test process (tests/support/pg_databases.py)."""
+def pg_database() -> Iterator[RecycledDatabase]:
+    """This test process's PostgreSQL database, emptied for each test (tests/support/pg_databases.py)."""
     try:
-        databases = TemplateDatabases(POSTGRES_URL)
+        database = RecycledDatabase(POSTGRES_URL)
     except Unreachable:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    yield databases
-    databases.close()
+    yield database
+    database.close()
 
 
 @pytest.fixture(autouse=True)
-def backend_database(request, clean_env, monkeypatch) -> Iterator[str | None]:
+def backend_database(request, clean_env, monkeypatch) -> str | None:
     """With COPILOT_TEST_BACKEND=postgres every test here (the API, the CLI, the jobs) sees
-    COPILOT_DATABASE_URL of its own fresh, migrated PostgreSQL database; None on SQLite."""
+    COPILOT_DATABASE_URL of an empty PostgreSQL database at the newest revision; None on SQLite."""
     if BACKEND != "postgres":
-        yield None
-        return
-    databases: TemplateDatabases = request.getfixturevalue("pg_databases")
-    url = databases.take()
+        return None
+    url = request.getfixturevalue("pg_database").fresh()
     monkeypatch.setenv("COPILOT_DATABASE_URL", url)
-    yield url
-    databases.release(url)
+    return url
 
 
 @pytest.fixture

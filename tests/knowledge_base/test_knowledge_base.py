@@ -145,3 +145,24 @@ def test_a_search_sees_what_another_process_ingested_or_removed(make_kb, corpus,
     (corpus / gone).unlink()
     writer.ingest([corpus])
     assert all(h.document.path != gone for h in reader.search("今年预算没了", k=10))
+
+
+def test_a_restarted_process_loads_the_saved_bm25_index_instead_of_rebuilding_it(
+    make_kb, corpus, monkeypatch
+):
+    from knowledge_base.keyword_index import KeywordIndex
+
+    kb = make_kb()
+    kb.ingest([corpus])
+    expected = [h.chunk.id for h in kb.search("今年预算没了", k=5)]
+    assert kb.keyword_path is not None and len(list(kb.keyword_path.iterdir())) == 1
+    built = []
+    real_build = KeywordIndex.build
+    monkeypatch.setattr(KeywordIndex, "build", lambda self, entries: built.append(1) or real_build(self, entries))
+    reopened = make_kb()  # a new process on the same database and folders
+    assert [h.chunk.id for h in reopened.search("今年预算没了", k=5)] == expected
+    assert built == []
+    reopened.add_terms(["年框合同"])  # any write changes the catalogue state: the next search rebuilds
+    reopened.search("今年预算没了", k=5)
+    assert built == [1]
+    assert make_kb().search("年框合同", k=1) and built == [1]  # ...and saved it for the next process

@@ -1,75 +1,110 @@
-"""Fresh, migrated PostgreSQL databases for tests, fast: one database is migrated once (the template),
-and each test gets its own copy (``CREATE DATABASE … TEMPLATE``, ~0.2 s instead of ~1 s to migrate).
-The next copy is made, and the last one dropped, on a background thread while the test runs.
+"""A fresh, migrated PostgreSQL database for every test, cheaply.
 
-    databases = TemplateDatabases(admin_url)      # Unreachable if PostgreSQL does not answer
-    url = databases.take()                         # a fresh database of its own
-    databases.release(url)                         # dropped in the background
-    databases.close()                              # waits for the drops; drops the template
+One database per test process is created and migrated once. Before each test it is emptied (a DELETE
+of every table in foreign-key order and every sequence restarted: ~30 ms, where copying a template
+and dropping the copy cost 0.5–1.5 s and a cluster checkpoint each) and renamed, so that a connection
+an earlier test left behind (a pool, a late job thread) can neither read nor write the next test's rows.
+
+    db = RecycledDatabase(admin_url)     # Unreachable if PostgreSQL does not answer
+    url = db.fresh()                     # empty, at the newest schema revision, under a new name
+    db.close()                           # dropped
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
-__all__ = ["TemplateDatabases", "Unreachable"]
+__all__ = ["RecycledDatabase", "Unreachable"]
 
 
 class Unreachable(RuntimeError):
     """PostgreSQL did not answer at the admin URL."""
 
 
-class TemplateDatabases:
+class RecycledDatabase:
     def __init__(self, admin_url: str, *, prefix: str = "copilot_test") -> None:
-        from copilot.storage.db import make_engine, migrate
-
         self._base = admin_url.rsplit("/", 1)[0]
         self._prefix = prefix
         self._admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        self.template = f"{prefix}_tmpl_{uuid.uuid4().hex[:10]}"
+        self.name = self._new_name()
         try:
-            self._sql(f'CREATE DATABASE "{self.template}"')
+            self._build()
         except OperationalError as exc:
             self._admin.dispose()
             raise Unreachable(admin_url) from exc
-        engine = make_engine(self.url(self.template))
+
+    def _build(self) -> None:
+        """Create and migrate the database under ``self.name``; learn how to empty it."""
+        from copilot.storage.db import make_engine, migrate
+
+        self._admin_sql(f'CREATE DATABASE "{self.name}"')
+        engine = make_engine(self.url)
         migrate(engine)
-        engine.dispose()  # a template must have no sessions while it is copied
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-databases")
-        self._next: Future[str] = self._worker.submit(self._copy)
+        reflected = MetaData()
+        reflected.reflect(engine)
+        with engine.connect() as conn:
+            sequences = conn.execute(
+                text(
+                    "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = 'public'"
+                )
+            ).scalars()
+            restarts = [f'ALTER SEQUENCE "{s}" RESTART;' for s in sequences]
+        engine.dispose()
+        deletes = [
+            f'DELETE FROM "{table.name}";'
+            for table in reversed(reflected.sorted_tables)  # children before their parents
+            if table.name != "alembic_version"
+        ]
+        self._reset = "".join(deletes + restarts)
 
-    def url(self, name: str) -> str:
-        return f"{self._base}/{name}"
+    @property
+    def url(self) -> str:
+        return f"{self._base}/{self.name}"
 
-    def take(self) -> str:
-        """The URL of a fresh copy of the template (and start making the next one)."""
-        name = self._next.result()
-        self._next = self._worker.submit(self._copy)
-        return self.url(name)
-
-    def release(self, url: str) -> None:
-        self._worker.submit(self._drop, url.rsplit("/", 1)[1])
+    def fresh(self) -> str:
+        """Cut off every session of the previous test, rename, empty; the new URL."""
+        new = self._new_name()
+        for attempt in range(20):
+            try:
+                with self._admin.connect() as conn:
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = :name AND pid <> pg_backend_pid()"
+                        ),
+                        {"name": self.name},
+                    )
+                    conn.execute(text(f'ALTER DATABASE "{self.name}" RENAME TO "{new}"'))
+                break
+            except OperationalError:  # a straggler reconnected in between: cut it off again
+                if attempt == 19:
+                    raise
+                time.sleep(0.05)
+        self.name = new
+        engine = create_engine(self.url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(self._reset)
+        except ProgrammingError:  # the last test dropped or changed a table: start over
+            self._admin_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.name = self._new_name()
+            self._build()
+        finally:
+            engine.dispose()
+        return self.url
 
     def close(self) -> None:
-        spare = self._next.result()
-        self._worker.submit(self._drop, spare)
-        self._worker.submit(self._drop, self.template)
-        self._worker.shutdown(wait=True)
+        self._admin_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         self._admin.dispose()
 
-    def _copy(self) -> str:
-        name = f"{self._prefix}_{uuid.uuid4().hex[:10]}"
-        self._sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        return name
+    def _new_name(self) -> str:
+        return f"{self._prefix}_{uuid.uuid4().hex[:10]}"
 
-    def _drop(self, name: str) -> None:
-        self._sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def _sql(self, statement: str) -> None:
+    def _admin_sql(self, statement: str) -> None:
         with self._admin.connect() as conn:
             conn.execute(text(statement))

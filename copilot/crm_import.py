@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import DataError
 
 from connectors.crm.local import LocalCRM
 from copilot.storage import tables as t
@@ -143,6 +144,11 @@ class CRMImporter:
         except (KeyError, TypeError, ValueError) as exc:
             report.errors.append({**where, "message": f"客户 {record['id']} 数据无效：{exc}"})
             return
+        except DataError:  # e.g. a NUL character, which PostgreSQL cannot store: skip this row only
+            report.errors.append(
+                {**where, "message": f"客户 {record['id']} 含数据库无法保存的字符（如空字符），已跳过"}
+            )
+            return
         if added:
             report.customers_added += 1
         else:
@@ -176,11 +182,14 @@ def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
             continue
     else:
         raise ImportFileError("CSV 编码无法识别（请使用 UTF-8 或 GBK）")
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise ImportFileError("CSV 缺少表头行")
-    # Row numbers as a spreadsheet shows them: the header is row 1.
-    return [(i, dict(r)) for i, r in enumerate(reader, start=2)]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames:
+            raise ImportFileError("CSV 缺少表头行")
+        # Row numbers as a spreadsheet shows them: the header is row 1.
+        return [(i, dict(r)) for i, r in enumerate(reader, start=2)]
+    except csv.Error as exc:  # e.g. a line break inside an unquoted cell
+        raise ImportFileError(f"CSV 格式错误（第 {reader.line_num} 行附近）：{exc}") from None
 
 
 def _read_xlsx(path: Path) -> list[tuple[int, dict[str, Any]]]:

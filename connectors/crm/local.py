@@ -59,9 +59,10 @@ class LocalCRM:
         if owner_ids is not None:
             stmt = stmt.where(t.customers.c.owner_user_id.in_(sorted(owner_ids)))
         if q:
-            like = f"%{q}%"
-            c = t.customers.c
-            stmt = stmt.where(or_(c.name.like(like), c.industry.like(like), c.region.like(like), c.id == q))
+            c = t.customers.c  # autoescape: the rep's % and _ are literal characters, not wildcards
+            stmt = stmt.where(
+                or_(*(col.contains(q, autoescape=True) for col in (c.name, c.industry, c.region)), c.id == q)
+            )
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
         return [

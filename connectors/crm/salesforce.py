@@ -106,7 +106,8 @@ class SalesforceCRM:
                 return []
             where.append(f"OwnerId IN ({', '.join(_soql(o) for o in sorted(owner_ids))})")
         if q:
-            where.append(f"Name LIKE {_soql('%' + q + '%')}")
+            literal = q.replace("\\", "\\\\").replace("'", "\\'").replace("%", "\\%").replace("_", "\\_")
+            where.append(f"Name LIKE '%{literal}%'")  # SOQL escapes: the rep's % and _ are literal
         soql = "SELECT Id, Name, Tier__c, Industry, BillingState, OwnerId FROM Account"
         soql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY Id"
         return [

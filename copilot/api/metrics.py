@@ -31,6 +31,9 @@ class AppMetrics:
         )
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
         self.app = app
@@ -53,5 +56,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"  # templates, not raw paths: bounded labels
-            self.metrics.requests.labels(scope["method"], path, str(status["code"])).inc()
-            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+            self.metrics.requests.labels(method, path, str(status["code"])).inc()
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - start)

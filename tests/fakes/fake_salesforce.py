@@ -180,12 +180,16 @@ class FakeSalesforce:
         field, op, raw = m.groups()
         if field not in known:
             raise SFError(400, "INVALID_FIELD", f"No such column '{field}' on entity '{obj}'.")
-        values = [re.sub(r"\\(.)", r"\1", v) for v in _STR.findall(raw)]
+        literals = _STR.findall(raw)
+        values = [re.sub(r"\\(.)", r"\1", v) for v in literals]
         if op == "IN":
             return lambda r: r.get(field) in values
         if op == "LIKE":
+            # % and _ are wildcards unless escaped (\% \_), as in SOQL
+            tokens = re.findall(r"\\.|.", literals[0], re.S)
+            wild = {"%": ".*", "_": "."}
             pattern = re.compile(
-                "^" + re.escape(values[0]).replace("%", ".*").replace("_", ".") + "$", re.I | re.S
+                "^" + "".join(wild.get(t) or re.escape(t[-1]) for t in tokens) + "$", re.I | re.S
             )
             return lambda r: r.get(field) is not None and bool(pattern.match(str(r[field])))
         if op == "=":

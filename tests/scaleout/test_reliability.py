@@ -105,6 +105,11 @@ def _outbox(engine: Engine) -> list[dict]:
         return [dict(r) for r in conn.execute(select(t.outbox).order_by(t.outbox.c.id)).mappings()]
 
 
+def _audit(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(t.audit_log)).mappings()]
+
+
 def _quiet(engine: Engine) -> bool:
     """No outbox row is being delivered, and none is due within the next half second."""
     with engine.connect() as conn:
@@ -182,11 +187,6 @@ def test_pending_crm_writes_survive_an_api_kill_and_are_delivered_exactly_once(p
     engine.dispose()
 
 
-def _audit(engine: Engine) -> list[dict]:
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(t.audit_log)).mappings()]
-
-
 # -- b. PostgreSQL goes away and comes back -------------------------------------------------------------
 
 
@@ -231,6 +231,7 @@ def test_database_outage_answers_503_db_unavailable_and_recovers_by_itself(postg
 # -- c. duplicate WeCom deliveries over two API processes ------------------------------------------------
 
 
+@pytest.mark.redis
 def test_a_message_delivered_six_times_to_two_api_processes_is_answered_once(
     postgres_url, redis_url, tmp_path
 ):

@@ -46,6 +46,7 @@ class CRMContract:
         assert env.crm.list_customers(owner_ids={env.other_owner_id}) == []
         assert [c.name for c in env.crm.list_customers(q="华星")] == ["华星电子"]
         assert env.crm.list_customers(q="不存在的公司") == []
+        assert env.crm.list_customers(q="%") == []  # the rep's text is literal, not a wildcard
 
     # -- writes -----------------------------------------------------------------------------------
     def test_create_task_shows_in_snapshot(self, env: CRMEnv):

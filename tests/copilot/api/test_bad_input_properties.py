@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from sqlalchemy.exc import DataError
 
 from connectors.crm.base import CustomerSnapshot
 from copilot.crm_import import CRMImporter, ImportFileError
@@ -249,14 +248,9 @@ def test_imported_customer_rows_read_back_unchanged_through_the_crm_and_the_api(
             assert response.json() == json.loads(json.dumps(data))
 
 
-@pytest.mark.xfail(
-    raises=csv.Error,
-    strict=True,
-    reason="crm_import._read_csv lets csv.Error escape (a bare CR in an unquoted field) instead of ImportFileError",
-)
 @PROPERTY
 @given(raw=st.binary(max_size=400))
-@example(raw=b"id,name\n1,a\rb\n")  # what the search found first; pinned so the xfail is deterministic
+@example(raw=b"id,name\n1,a\rb\n")  # a bare CR in an unquoted cell: once a raw csv.Error
 def test_a_csv_of_arbitrary_bytes_imports_or_is_refused_with_a_chinese_reason(api, raw, tmp_path_factory):
     path = tmp_path_factory.mktemp("csv") / "customers.csv"
     path.write_bytes(raw)
@@ -294,11 +288,6 @@ def test_csv_cells_of_any_unicode_read_back_stripped(api, rows, tmp_path_factory
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    raises=DataError,
-    strict=True,
-    reason="CRMImporter._import_customer catches KeyError/TypeError/ValueError but not the database's DataError",
-)
 def test_a_row_postgresql_cannot_store_is_reported_not_fatal(api):
     if api.services.engine.dialect.name != "postgresql":
         pytest.skip("SQLite stores NUL")

@@ -25,6 +25,21 @@ if BACKEND not in ("sqlite", "postgres"):
     raise pytest.UsageError(f"COPILOT_TEST_BACKEND={BACKEND!r}: use sqlite or postgres")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`COPILOT_TEST_BACKEND=postgres pytest tests/copilot` without a PostgreSQL: one line, not a skip per test."""
+    if BACKEND == "postgres" and not session.config.option.collectonly:
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import OperationalError
+
+        engine = create_engine(POSTGRES_URL)
+        try:
+            engine.connect().close()
+        except OperationalError:
+            pytest.exit(f"PostgreSQL not reachable at {POSTGRES_URL}: the PostgreSQL pass is skipped", 0)
+        finally:
+            engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[RecycledDatabase]:
     """This test process's PostgreSQL database, emptied for each test (tests/support/pg_databases.py)."""

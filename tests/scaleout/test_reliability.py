@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -231,12 +232,24 @@ def test_database_outage_answers_503_db_unavailable_and_recovers_by_itself(postg
 # -- c. duplicate WeCom deliveries over two API processes ------------------------------------------------
 
 
+@pytest.fixture
+def own_queue(redis_url) -> Iterator[str]:
+    """A Redis queue name of this test's own (COPILOT_REDIS_QUEUE): no other worker takes its jobs."""
+    from redis import Redis
+
+    queue = f"copilot-test-{uuid.uuid4().hex[:8]}"
+    yield queue
+    client = Redis.from_url(redis_url)
+    for key in client.scan_iter(f"*{queue}*"):
+        client.delete(key)
+    client.close()
+
+
 @pytest.mark.redis
 def test_a_message_delivered_six_times_to_two_api_processes_is_answered_once(
-    postgres_url, redis_url, tmp_path
+    postgres_url, redis_url, own_queue, tmp_path
 ):
     engine, _ = _prepare(postgres_url)
-    redis_db = f"{redis_url.rsplit('/', 1)[0]}/{1 + uuid.uuid4().int % 15}"  # apart from other tests' jobs
     with (
         FakeWeCom.running(corp_id=CORP_ID, secret="wecom-secret") as wecom,
         ProcessGroup(tmp_path / "logs") as procs,
@@ -244,7 +257,8 @@ def test_a_message_delivered_six_times_to_two_api_processes_is_answered_once(
         env = copilot_env(
             home=tmp_path / "home",
             database_url=postgres_url,
-            COPILOT_REDIS_URL=redis_db,
+            COPILOT_REDIS_URL=redis_url,
+            COPILOT_REDIS_QUEUE=own_queue,
             COPILOT_WECOM_CORP_ID=CORP_ID,
             COPILOT_WECOM_AGENT_ID=AGENT_ID,
             COPILOT_WECOM_SECRET="wecom-secret",

@@ -25,6 +25,7 @@ from copilot.crm_import import CRMImporter, ImportFileError
 from copilot.storage import tables as t
 from copilot.suggestions import suggester_for
 from tests.copilot.api.test_fuzz_api import AS_OF, Api, seeded_api
+from tests.copilot.conftest import BACKEND
 
 PROPERTY = settings(
     max_examples=40,
@@ -39,13 +40,11 @@ TEXT = st.text(ANY_CHAR, max_size=200)
 PRINTABLE = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def api(request, tmp_path_factory, embedder) -> Api:
-    home = tmp_path_factory.mktemp(f"props-{request.param}") / "home"
-    with seeded_api(home, embedder, postgres=request.param == "postgres") as built:
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, embedder) -> Api:
+    """On the deployment of this pass: SQLite, or PostgreSQL on `make test`'s second pass."""
+    home = tmp_path_factory.mktemp(f"props-{BACKEND}") / "home"
+    with seeded_api(home, embedder, postgres=BACKEND == "postgres") as built:
         built.client = TestClient(built.app)
         built.tokens["admin"] = built.services.users.issue_token("admin")
         yield built

@@ -39,7 +39,7 @@ from copilot.services import build_services
 from copilot.settings import Settings
 from copilot.suggestions import suggester_for
 from tests.conftest import MODELS_DIR, POSTGRES_URL
-from tests.copilot.conftest import DATA
+from tests.copilot.conftest import BACKEND, DATA
 
 MAX_EXAMPLES = 15  # per operation and per mode (valid, invalid)
 ROLES = ("rep_a", "mgr_a")
@@ -199,8 +199,9 @@ def seeded_api(home, embedder, *, postgres: bool):
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, embedder) -> Api:
     """Built once for the module; COPILOT_TEST_BACKEND=postgres runs it on PostgreSQL."""
-    postgres = os.environ.get("COPILOT_TEST_BACKEND") == "postgres"
-    with seeded_api(tmp_path_factory.mktemp("fuzz") / "home", embedder, postgres=postgres) as built:
+    with seeded_api(
+        tmp_path_factory.mktemp("fuzz") / "home", embedder, postgres=BACKEND == "postgres"
+    ) as built:
         yield built
 
 

@@ -178,6 +178,7 @@ class KnowledgeBase:
             if known_terms:
                 self.tokenizer.add_terms(known_terms)
             self._load_keywords(marker)
+            self.vectors.invalidate()
             self._docs = docs
             self._stale = version_status(docs.values())
             current_of: dict[str, set[str]] = {}
@@ -227,7 +228,7 @@ class KnowledgeBase:
         dense: list[tuple[str, float]] = []
         if self.weights.dense > 0:
             vector = self.embedder.embed_queries([query])[0]
-            dense = self.vectors.search(vector, n, allowed_docs=scope)
+            dense = self.vectors.search(vector, n, allowed_docs=scope, hubness=self.weights.hubness)
         sparse = self.keywords.search(query, n, allowed_docs=scope) if self.weights.keyword > 0 else []
         fused = fuse([dense, sparse], self.weights)
         for cid, boost in self._boosts.items():

@@ -224,6 +224,8 @@ class KeywordIndex:
         import bm25s
 
         source = Path(folder) / _stamp_dir(stamp)
+        if not (source / "meta.json").is_file():
+            return False
         try:
             meta = json.loads((source / "meta.json").read_text(encoding="utf-8"))
             if meta.get("format") != INDEX_FORMAT or meta.get("stamp") != stamp:

@@ -10,10 +10,8 @@ from pathlib import Path
 
 from knowledge_base.embedder import Embedder
 from knowledge_base.keyword_index import ChineseTokenizer, KeywordIndex, join_tokens
-from knowledge_base.retrieval import RetrievalWeights, fuse
+from knowledge_base.retrieval import MODES, RetrievalWeights, fuse
 from knowledge_base.vector_index import ChromaVectorIndex
-
-MODES = ("hybrid", "dense", "bm25")
 
 
 class PassageIndex:
@@ -65,7 +63,8 @@ class PassageIndex:
         dense: list[tuple[str, float]] = []
         sparse: list[tuple[str, float]] = []
         if self.vectors is not None:
-            dense = self.vectors.search(self.embedder.embed_queries([query])[0], n)
+            vector = self.embedder.embed_queries([query])[0]
+            dense = self.vectors.search(vector, n, hubness=self.weights.hubness)
         if self.mode != "dense":
             sparse = self.keywords.search(query, n)
         if self.mode == "dense":

@@ -23,12 +23,23 @@ Z_OFFSET = 3.0  # a candidate's fused share is max(0, z + 3): a list's average c
 FUSIONS = ("zscore", "rrf")
 
 
+MODES = ("hybrid", "dense", "bm25")
+
+
 @dataclass(frozen=True)
 class RetrievalWeights:
     dense: float = 1.0
     keyword: float = 0.5  # dense is the stronger signal on paraphrases (AFQMC/BQ dev)
     candidates: int = 100  # per retriever, before fusion (also the sample the z-scores are taken over)
     fusion: str = "zscore"  # or "rrf"
+    hubness: float = 0.5  # dense score = cos(q, p) - hubness * mean·p; CSLS's 1/2 (vector_index)
+
+    @classmethod
+    def for_mode(cls, mode: str) -> RetrievalWeights:
+        """``hybrid`` (the default), ``dense`` only or ``bm25`` only: for ablations in evals."""
+        if mode not in MODES:
+            raise ValueError(f"未知检索模式 {mode!r}；可选：{'、'.join(MODES)}")
+        return cls(dense=0.0 if mode == "bm25" else 1.0, keyword=0.0 if mode == "dense" else cls.keyword)
 
 
 def score_fuse(

@@ -170,3 +170,32 @@ def test_resolve_embedding_model_locates_the_bundled_model_without_loading_it(mo
     assert info["name"] == "multilingual-e5-small" and info["dim"] == 384 and info["sha256_ok"] is True
     with pytest.raises(ModelUnavailable):
         resolve_embedding_model(str(tmp_path), models_dir=models_dir)
+
+
+@pytest.mark.models
+def test_a_few_queries_take_the_one_thread_direct_path_with_the_same_vectors(embedder):
+    import torch
+
+    threads = torch.get_num_threads()
+    texts = [
+        "客户嫌贵咋回",
+        "ＡＢＣ全角字符１２３ how much",
+        "价格异议处理\n客户说价格太贵时，先确认对比的对象。",
+    ]
+    direct = embedder.embed_queries(texts)
+    batched = embedder._model.encode(texts, prompt_name="query", normalize_embeddings=True)
+    assert np.allclose(direct, batched, atol=1e-4)
+    assert torch.get_num_threads() == threads  # restored for batch encoding (ingest)
+
+
+def test_concurrent_small_encodes_restore_torch_threads_once_the_last_one_ends():
+    import torch
+
+    from knowledge_base.embedder import _TorchThreads
+
+    limiter, before = _TorchThreads(), torch.get_num_threads()
+    with limiter.limit(1):
+        with limiter.limit(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # the outer caller still runs
+    assert torch.get_num_threads() == before

@@ -35,3 +35,11 @@ def test_fuse_follows_the_configured_method_and_weights():
     assert zero_keyword == score_fuse([dense], [1.0])
     with pytest.raises(ValueError, match="未知融合方式"):
         fuse([dense], [1.0], "max")
+
+
+def test_modes_switch_off_one_retriever_for_ablations():
+    assert RetrievalWeights.for_mode("hybrid") == RetrievalWeights()
+    assert RetrievalWeights.for_mode("dense").keyword == 0 and RetrievalWeights.for_mode("dense").dense == 1
+    assert RetrievalWeights.for_mode("bm25").dense == 0 and RetrievalWeights.for_mode("bm25").keyword > 0
+    with pytest.raises(ValueError, match="未知检索模式"):
+        RetrievalWeights.for_mode("sparse")

@@ -158,7 +158,9 @@ def test_a_restarted_process_loads_the_saved_bm25_index_instead_of_rebuilding_it
     assert kb.keyword_path is not None and len(list(kb.keyword_path.iterdir())) == 1
     built = []
     real_build = KeywordIndex.build
-    monkeypatch.setattr(KeywordIndex, "build", lambda self, entries: built.append(1) or real_build(self, entries))
+    monkeypatch.setattr(
+        KeywordIndex, "build", lambda self, entries: built.append(1) or real_build(self, entries)
+    )
     reopened = make_kb()  # a new process on the same database and folders
     assert [h.chunk.id for h in reopened.search("今年预算没了", k=5)] == expected
     assert built == []

@@ -42,6 +42,10 @@ def retrieval(
     passages: Annotated[Path | None, typer.Option("--passages", exists=True, dir_okay=False)] = None,
     docs: Annotated[Path | None, typer.Option("--docs", exists=True, file_okay=False)] = None,
     k: Annotated[int, typer.Option("-k")] = 10,
+    mode: Annotated[
+        str,
+        typer.Option("--mode", help="hybrid（默认，向量 + BM25 融合）| dense（仅向量）| bm25（仅关键词）"),
+    ] = "hybrid",
     as_json: JsonOpt = False,
 ) -> None:
     """检索评测：在临时索引上计算 recall@1/5/10、MRR@10、nDCG@10 与延迟。"""
@@ -49,16 +53,25 @@ def retrieval(
 
     from evals.retrieval import run_retrieval_docs, run_retrieval_passages
     from knowledge_base.base import KnowledgeBase
+    from knowledge_base.retrieval import RetrievalWeights
 
     if (passages is None) == (docs is None):
         fail("请二选一：--passages P.jsonl 或 --docs DIR")
+    try:
+        weights = RetrievalWeights.for_mode(mode)
+    except ValueError as exc:
+        fail(str(exc))
     embedder = services().embedder
     workdir = Path(tempfile.mkdtemp(prefix="copilot-eval-"))
 
     def kb_factory() -> KnowledgeBase:
         engine = create_engine(f"sqlite:///{workdir / 'eval.db'}")
         return KnowledgeBase(
-            engine=engine, embedder=embedder, chroma_path=workdir / "chroma", collection="eval"
+            engine=engine,
+            embedder=embedder,
+            chroma_path=workdir / "chroma",
+            collection="eval",
+            weights=weights,
         )
 
     qs = _read_jsonl(queries)

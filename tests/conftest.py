@@ -70,21 +70,7 @@ POSTGRES_URL = os.environ.get(
 @pytest.fixture
 def postgres_url():
     """A fresh, empty PostgreSQL database on 127.0.0.1 for one test; dropped afterwards."""
-    import uuid
+    from tests.support.pg_fresh import fresh_database
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"copilot_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(POSTGRES_URL, prefix="copilot_test") as url:
+        yield url

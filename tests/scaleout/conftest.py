@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import MODELS_DIR, POSTGRES_URL, REPO
+from tests.support.pg_fresh import fresh_database
 
 REDIS_URL = os.environ.get("COPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BIN = Path(sys.executable).parent
@@ -97,21 +98,8 @@ def chroma_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database shared by one test module (the stack is expensive to fill)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"copilot_scaleout_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(POSTGRES_URL, prefix="copilot_scaleout") as url:
+        yield url
 
 
 @dataclass

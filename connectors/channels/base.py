@@ -9,9 +9,12 @@ A channel adapter verifies, decrypts, parses and sends; it never decides what to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import httpx
 
 MessageKind = Literal["text", "voice", "event", "unsupported"]
 
@@ -140,6 +143,18 @@ def read_limited(chunks: Iterable[bytes], *, limit: int, channel: str, declared:
             raise MediaTooLarge(f"媒体文件超过 {limit} 字节上限", channel=channel)
         parts.append(chunk)
     return b"".join(parts)
+
+
+@contextmanager
+def reaching(what: str, *, channel: str) -> Iterator[None]:
+    """Around a call to ``what`` (e.g. "企业微信接口"): a timeout or connection failure becomes a
+    retryable ``ChannelUnavailable`` with a Chinese message."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ChannelUnavailable(f"{what}请求超时", channel=channel) from exc
+    except httpx.TransportError as exc:
+        raise ChannelUnavailable(f"无法连接{what}（{type(exc).__name__}）", channel=channel) from exc
 
 
 def check_http_status(status_code: int, *, channel: str, what: str) -> None:

@@ -47,7 +47,13 @@ from dingtalk_stream import (
 )
 from dingtalk_stream.frames import Headers
 
-from connectors.channels.base import ChannelRejected, ChannelUnavailable, InboundMessage, MalformedMessage
+from connectors.channels.base import (
+    ChannelRejected,
+    ChannelUnavailable,
+    InboundMessage,
+    MalformedMessage,
+    reaching,
+)
 from connectors.channels.dingtalk.messages import parse_robot_message
 from connectors.http import make_client
 
@@ -159,15 +165,11 @@ class DingTalkStream(DingTalkStreamClient):
             "ua": "sales-copilot/dingtalk-stream-sdk-python",
         }
         self.logger.info("正在连接钉钉 Stream 网关 %s", self.api_base)
-        try:
-            with make_client(self.api_base, timeout=self._timeout, transport=self._transport) as http:
-                response = http.post(OPEN_PATH, json=body, headers={"Accept": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise ChannelUnavailable("连接钉钉 Stream 网关超时", channel=CHANNEL) from exc
-        except httpx.TransportError as exc:
-            raise ChannelUnavailable(
-                f"无法连接钉钉 Stream 网关（{type(exc).__name__}）", channel=CHANNEL
-            ) from exc
+        with (
+            reaching("钉钉 Stream 网关", channel=CHANNEL),
+            make_client(self.api_base, timeout=self._timeout, transport=self._transport) as http,
+        ):
+            response = http.post(OPEN_PATH, json=body, headers={"Accept": "application/json"})
         try:
             data = response.json()
         except ValueError:

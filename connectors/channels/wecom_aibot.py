@@ -36,7 +36,13 @@ from typing import Any, Literal
 
 import httpx
 
-from connectors.channels.base import ChannelRejected, ChannelUnavailable, MalformedMessage, split_utf8
+from connectors.channels.base import (
+    ChannelRejected,
+    ChannelUnavailable,
+    MalformedMessage,
+    reaching,
+    split_utf8,
+)
 from connectors.channels.crypto import MessageCrypto, check_timestamp
 from connectors.http import make_client
 
@@ -226,14 +232,8 @@ class ResponseURLClient:
         if not allowed:
             raise ChannelRejected("response_url 不属于配置的企业微信接口地址", channel=CHANNEL)
         payload = {"msgtype": "markdown", "markdown": {"content": clip(content)}}
-        try:
+        with reaching("企业微信 response_url", channel=CHANNEL):
             response = self._http.post(response_url, json=payload)
-        except httpx.TimeoutException as exc:
-            raise ChannelUnavailable("企业微信 response_url 请求超时", channel=CHANNEL) from exc
-        except httpx.TransportError as exc:
-            raise ChannelUnavailable(
-                f"无法连接企业微信 response_url（{type(exc).__name__}）", channel=CHANNEL
-            ) from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise ChannelUnavailable(
                 f"企业微信 response_url 返回 HTTP {response.status_code}", channel=CHANNEL

@@ -23,6 +23,7 @@ from connectors.channels.base import (
     ChannelRejected,
     ChannelUnavailable,
     check_http_status,
+    reaching,
     read_response_limited,
 )
 from connectors.http import make_client
@@ -69,12 +70,8 @@ class DingTalkClient:
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
+        with reaching("钉钉接口", channel=CHANNEL):
             return self._http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ChannelUnavailable("钉钉接口请求超时", channel=CHANNEL) from exc
-        except httpx.TransportError as exc:
-            raise ChannelUnavailable(f"无法连接钉钉接口（{type(exc).__name__}）", channel=CHANNEL) from exc
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:

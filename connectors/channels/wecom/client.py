@@ -20,6 +20,7 @@ from connectors.channels.base import (
     ChannelRejected,
     ChannelUnavailable,
     check_http_status,
+    reaching,
     read_response_limited,
 )
 from connectors.http import make_client
@@ -85,14 +86,8 @@ class WeComClient:
 
     # -- calls ---------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
+        with reaching("企业微信接口", channel=CHANNEL):
             response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ChannelUnavailable("企业微信接口请求超时", channel=CHANNEL) from exc
-        except httpx.TransportError as exc:
-            raise ChannelUnavailable(
-                f"无法连接企业微信接口（{type(exc).__name__}）", channel=CHANNEL
-            ) from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise ChannelUnavailable(f"企业微信接口返回 HTTP {response.status_code}", channel=CHANNEL)
         if not response.is_success:

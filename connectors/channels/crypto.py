@@ -90,9 +90,10 @@ class MessageCrypto:
         self.token = token
         self.receive_id = receive_id
         self._key = _aes_key(encoding_aes_key)
+        self._aes = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16]))  # contexts: one per message
 
     def _cipher(self) -> Cipher:
-        return Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16]))
+        return self._aes
 
     def signature(self, timestamp: str | int, nonce: str, encrypt: str) -> str:
         joined = "".join(sorted([self.token, str(timestamp), nonce, encrypt]))

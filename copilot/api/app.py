@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import Receive, Scope, Send
 
 from copilot.api.metrics import MetricsMiddleware
 from copilot.api.request_ids import RequestIdMiddleware
@@ -24,6 +26,7 @@ from copilot.api.routes import (
     suggestions,
     web,
 )
+from copilot.api.webhook_fast_path import WebhookFastPath
 from copilot.errors import install_error_handlers
 from copilot.services import Services
 from copilot.writeback.delivery import OutboxLoop
@@ -53,8 +56,17 @@ async def _lifespan(app: FastAPI):
             loop.stop()
 
 
+class CopilotAPI(FastAPI):
+    """FastAPI, with the webhook acknowledgement path in front of its middleware stack."""
+
+    fast_path: WebhookFastPath
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.fast_path(scope, receive, send)
+
+
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API",
+    app = CopilotAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API",
                   lifespan=_lifespan)  # fmt: skip
     app.state.services = services
     app.state.metrics = services.metrics
@@ -72,6 +84,7 @@ def create_app(services: Services) -> FastAPI:
     for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption, notifications):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.fast_path = WebhookFastPath(partial(FastAPI.__call__, app), services, app.state.metrics)
     return app
 
 

@@ -6,13 +6,17 @@ request in extra tasks and streams, which cost more than the whole webhook ackno
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_SANE = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex()  # uuid4() costs 4× more; 64 random bits suffice
 
 
 class RequestIdMiddleware:
@@ -24,7 +28,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        rid = given.decode() if _SANE.match(given) else uuid.uuid4().hex[:16]
+        rid = given.decode() if SANE_REQUEST_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = rid  # what ``request.state.request_id`` reads
 
         async def send_with_id(message: Message) -> None:

@@ -1,7 +1,7 @@
 """Jobs: a small queue port (``submit(fn, *args)``) with an in-process thread-pool default and an RQ
 queue on Redis for ``copilot worker`` processes (redis and rq are imported only when used)."""
 
-from copilot.jobs.base import JobQueue, runs_remotely
+from copilot.jobs.base import JobQueue, runs_remotely, submit_many
 from copilot.jobs.inprocess import InProcessJobQueue
 from copilot.jobs.redis_queue import JobQueueUnavailable, RedisJobQueue, run_workers, worker_services
 
@@ -12,5 +12,6 @@ __all__ = [
     "RedisJobQueue",
     "run_workers",
     "runs_remotely",
+    "submit_many",
     "worker_services",
 ]

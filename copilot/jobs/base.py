@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 
@@ -21,6 +21,16 @@ class JobQueue(Protocol):
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` later, off the caller's thread; failures are logged, never raised here."""
         ...
+
+
+def submit_many(queue: JobQueue, fn: Callable[..., Any], arg_tuples: list[tuple[Any, ...]]) -> None:
+    """``fn(*args)`` for each of ``arg_tuples``: in one round trip where the queue can (Redis pipeline)."""
+    batch = getattr(queue, "submit_many", None)
+    if batch is not None:
+        batch(fn, arg_tuples)
+        return
+    for args in arg_tuples:
+        queue.submit(fn, *args)
 
 
 def runs_remotely(queue: object) -> bool:
@@ -43,3 +53,36 @@ def lower_priority(increment: int = JOB_NICENESS, *, thread_only: bool = False) 
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
         else:
             os.nice(increment)
+
+
+class PendingAcks:
+    """Webhook acknowledgements this process owes. Nice values do not help inside one process (the GIL
+    is shared), so in-process jobs wait, before they start, until no acknowledgement is owed — at most
+    ``MAX_WAIT_S``, so that a steady stream of callbacks cannot starve the answers."""
+
+    MAX_WAIT_S = 1.0
+
+    def __init__(self) -> None:
+        self._owed = 0
+        self._lock = threading.Lock()
+        self._none = threading.Event()
+        self._none.set()
+
+    @contextlib.contextmanager
+    def owed(self) -> Iterator[None]:
+        with self._lock:
+            self._owed += 1
+            self._none.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._owed -= 1
+                if self._owed == 0:
+                    self._none.set()
+
+    def wait_until_none(self, timeout: float = MAX_WAIT_S) -> bool:
+        return self._none.wait(timeout)
+
+
+pending_acks = PendingAcks()  # one per process: every app and job queue in it shares the cores

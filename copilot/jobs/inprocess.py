@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from copilot.jobs.base import JOB_NICENESS, lower_priority
+from copilot.jobs.base import JOB_NICENESS, lower_priority, pending_acks
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class InProcessJobQueue:
             raise
 
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        pending_acks.wait_until_none()  # a burst of callbacks is acknowledged before answers are computed
         try:
             fn(*args)
         except Exception:

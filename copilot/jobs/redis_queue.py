@@ -108,20 +108,51 @@ class RedisJobQueue:
             return
         self.enqueue(fn, *args)
 
+    def submit_many(self, fn: Callable[..., Any], arg_tuples: Sequence[tuple[Any, ...]]) -> None:
+        """Several jobs of one function in one Redis round trip (a webhook burst's replies):
+        all queued or, on ``JobQueueUnavailable``, none."""
+        from redis.exceptions import RedisError
+        from rq import Queue
+
+        if job_path(fn) is None:
+            for args in arg_tuples:
+                self._run_locally(fn, args)
+            return
+        path = job_path(fn)
+        datas = [
+            Queue.prepare_data(
+                path, args, timeout=self._job_timeout_s, result_ttl=self._result_ttl_s, retry=self._retry()
+            )  # fmt: skip
+            for args in arg_tuples
+        ]
+        try:
+            with self.connection.pipeline() as pipe:  # MULTI/EXEC: the whole batch or nothing
+                jobs = self.queue.enqueue_many(datas, pipeline=pipe)
+                pipe.execute()
+        except RedisError as exc:
+            logger.error("could not enqueue %d jobs %s: %s", len(datas), path, type(exc).__name__)
+            raise JobQueueUnavailable() from exc
+        with self._lock:
+            self._submitted.extend(job.id for job in jobs)
+        logger.info("%d jobs queued: %s", len(jobs), path)
+
+    def _retry(self) -> Any:
+        from rq import Retry
+
+        return Retry(max=self._retries, interval=self._retry_intervals) if self._retries else None
+
     def enqueue(self, fn: Callable[..., Any], *args: Any) -> str:
         """Put ``fn(*args)`` on the queue; the job id. ``JobQueueUnavailable`` if Redis is down."""
         from redis.exceptions import RedisError
-        from rq import Retry
 
         path = job_path(fn)
         if path is None:
             raise TypeError(f"{fn!r} is not a module-level function a worker can import")
-        retry = Retry(max=self._retries, interval=self._retry_intervals) if self._retries else None
         try:
             job = self.queue.enqueue(
                 path,
                 *args,
-                retry=retry,
+                retry=self._retry(),
                 job_timeout=self._job_timeout_s,
                 result_ttl=self._result_ttl_s,
             )

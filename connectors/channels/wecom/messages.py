@@ -1,37 +1,72 @@
 """WeCom callback XML: parse the encrypted envelope and the decrypted message; build both (tests, replies).
 
-Parsing goes through ``defusedxml``: DTDs, entity declarations and external references are refused,
-so a hostile body cannot expand entities or make us fetch anything.
+WeCom's documents are flat: ``<xml>`` and one element per field. They are read with expat directly,
+refusing any DTD — so no entity can be declared and nothing external referenced, the rule defusedxml
+enforces — at under half of ElementTree's cost (a webhook burst parses two documents per message).
 """
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element, ParseError  # noqa: S405 -- only for types and building
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from xml.parsers import expat
 
 from connectors.channels.base import InboundMessage, MalformedMessage
 
 CHANNEL = "wecom"
 
 
-def _parse(text: str | bytes) -> Element:
+class _Refused(Exception):
+    pass
+
+
+def _refuse(*_args: object) -> None:
+    raise _Refused
+
+
+def _parse(text: str | bytes) -> dict[str, str]:
+    """``<xml>``'s child elements → their text (nested elements' text is not collected)."""
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse  # DTDs (and with them entity declarations) are refused
+    parser.EntityDeclHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse
+    fields: dict[str, str] = {}
+    roots: list[str] = []
+    path: list[str] = []
+    text_parts: list[str] = []
+
+    def start(name: str, _attrs: dict[str, str]) -> None:
+        if not path:
+            roots.append(name)
+        path.append(name)
+        if len(path) == 2:
+            text_parts.clear()
+
+    def end(name: str) -> None:
+        if len(path) == 2:
+            fields.setdefault(name, "".join(text_parts))
+        path.pop()
+
+    def characters(data: str) -> None:
+        if len(path) == 2:
+            text_parts.append(data)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = characters
     try:
-        root = fromstring(text)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+        parser.Parse(text, True)
+    except (expat.ExpatError, _Refused, ValueError) as exc:
         raise MalformedMessage("XML 无法解析") from exc
-    if root.tag != "xml":
+    if roots != ["xml"]:
         raise MalformedMessage("XML 根元素应为 <xml>")
-    return root
+    return fields
 
 
-def _field(root: Element, name: str) -> str | None:
-    node = root.find(name)
-    return None if node is None else (node.text or "").strip()
+def _field(root: dict[str, str], name: str) -> str | None:
+    value = root.get(name)
+    return None if value is None else value.strip()
 
 
-def _required(root: Element, name: str) -> str:
+def _required(root: dict[str, str], name: str) -> str:
     value = _field(root, name)
     if not value:
         raise MalformedMessage(f"缺少字段 {name}")

@@ -126,6 +126,12 @@ def test_cdata_survives_a_closing_sequence_in_the_content():
         "<xml><ToUserName>x</ToUserName></xml>",
         '<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>',
         '<!DOCTYPE xml [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>',
+        '<!DOCTYPE xml [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><xml><Encrypt>x</Encrypt></xml>',
+        '<!DOCTYPE xml SYSTEM "http://127.0.0.1:9/x.dtd"><xml><Encrypt>x</Encrypt></xml>',
+        "<!DOCTYPE xml><xml><Encrypt>x</Encrypt></xml>",  # any DTD at all
+        "<xml><Encrypt>&undefined;</Encrypt></xml>",
+        "<xml><Encrypt>x</Encrypt></xml><xml><Encrypt>y</Encrypt></xml>",
+        "",
     ],
 )
 def test_malformed_or_hostile_envelopes_are_refused(body):
@@ -137,6 +143,15 @@ def test_envelope_round_trip():
     assert parse_envelope(
         build_envelope(to_user="wwcorp", agent_id="1000002", encrypt="abc+/=").encode()
     ) == ("abc+/=", "1000002")
+
+
+def test_fields_are_the_roots_children_first_one_wins_and_entities_are_decoded():
+    body = (
+        "<xml><Encrypt> a&amp;b&#x4E2D; </Encrypt><AgentID>1<Nested>9</Nested>2</AgentID>"
+        "<Encrypt>second</Encrypt></xml>"
+    )
+
+    assert parse_envelope(body.encode()) == ("a&b中", "12")
 
 
 def test_a_message_without_msgid_is_malformed():

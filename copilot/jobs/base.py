@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -57,13 +58,16 @@ def lower_priority(increment: int = JOB_NICENESS, *, thread_only: bool = False) 
 
 class PendingAcks:
     """Webhook acknowledgements this process owes. Nice values do not help inside one process (the GIL
-    is shared), so in-process jobs wait, before they start, until no acknowledgement is owed — at most
-    ``MAX_WAIT_S``, so that a steady stream of callbacks cannot starve the answers."""
+    is shared), so in-process jobs wait, before they start, until no acknowledgement has been owed for
+    ``QUIET_S`` (a burst arrives over tens of milliseconds) — at most ``MAX_WAIT_S``, so that a steady
+    stream of callbacks cannot starve the answers."""
 
+    QUIET_S = 0.02
     MAX_WAIT_S = 1.0
 
     def __init__(self) -> None:
         self._owed = 0
+        self._last = 0.0  # monotonic time the last acknowledgement was sent
         self._lock = threading.Lock()
         self._none = threading.Event()
         self._none.set()
@@ -78,11 +82,23 @@ class PendingAcks:
         finally:
             with self._lock:
                 self._owed -= 1
+                self._last = time.monotonic()
                 if self._owed == 0:
                     self._none.set()
 
-    def wait_until_none(self, timeout: float = MAX_WAIT_S) -> bool:
-        return self._none.wait(timeout)
+    def wait_until_quiet(self, quiet: float | None = None, timeout: float | None = None) -> bool:
+        """True once no acknowledgement is owed and none was sent for ``quiet`` seconds; False after
+        ``timeout``."""
+        quiet = self.QUIET_S if quiet is None else quiet
+        deadline = time.monotonic() + (self.MAX_WAIT_S if timeout is None else timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._none.wait(left):
+                return False
+            calm = quiet - (time.monotonic() - self._last)
+            if calm <= 0 and self._none.is_set():
+                return True
+            time.sleep(max(0.0, min(calm, deadline - time.monotonic())))
 
 
 pending_acks = PendingAcks()  # one per process: every app and job queue in it shares the cores

@@ -39,7 +39,7 @@ class InProcessJobQueue:
             raise
 
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        pending_acks.wait_until_none()  # a burst of callbacks is acknowledged before answers are computed
+        pending_acks.wait_until_quiet()  # a burst of callbacks is acknowledged before answers are computed
         try:
             fn(*args)
         except Exception:

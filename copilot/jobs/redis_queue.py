@@ -108,16 +108,16 @@ class RedisJobQueue:
             return
         self.enqueue(fn, *args)
 
-    def submit_many(self, fn: Callable[..., Any], arg_tuples: Sequence[tuple[Any, ...]]) -> None:
-        """Several jobs of one function in one Redis round trip (a webhook burst's replies):
-        all queued or, on ``JobQueueUnavailable``, none."""
+    def submit_many(self, fn: Callable[..., Any], arg_tuples: Sequence[tuple[Any, ...]]) -> list[str]:
+        """Several jobs of one function in one Redis round trip (a webhook burst's replies): all queued
+        or, on ``JobQueueUnavailable``, none. The job ids (none for jobs run in this process)."""
         from redis.exceptions import RedisError
         from rq import Queue
 
         if job_path(fn) is None:
             for args in arg_tuples:
                 self._run_locally(fn, args)
-            return
+            return []
         path = job_path(fn)
         datas = [
             Queue.prepare_data(
@@ -135,6 +135,7 @@ class RedisJobQueue:
         with self._lock:
             self._submitted.extend(job.id for job in jobs)
         logger.info("%d jobs queued: %s", len(jobs), path)
+        return [job.id for job in jobs]
 
     def _retry(self) -> Any:
         from rq import Retry

@@ -49,6 +49,25 @@ def test_jobs_submitted_here_run_on_a_worker_process(stack_env, queue):
     stack_env.kill(worker)
 
 
+def test_submit_many_queues_a_batch_in_one_go_and_workers_run_every_job(stack_env, queue):
+    worker = stack_env.start_worker()
+
+    ids = queue.submit_many(jobs.noop, [(i,) for i in range(12)])
+
+    assert queue.wait_idle(60), stack_env.log(len(stack_env.workers) - 1)
+    from rq.job import Job
+
+    assert len(set(ids)) == 12 and {queue.status(i) for i in ids} == {"finished"}
+    assert sorted(Job.fetch(i, connection=queue.connection).return_value() for i in ids) == list(range(12))
+    stack_env.kill(worker)
+
+
+def test_submit_many_queues_nothing_when_redis_is_down():
+    q = RedisJobQueue("redis://127.0.0.1:1/0")
+    with pytest.raises(JobQueueUnavailable):
+        q.submit_many(jobs.noop, [(1,), (2,)])
+
+
 def test_a_failing_job_is_retried_then_marked_failed(stack_env, monkeypatch):
     from copilot.jobs.redis_queue import RedisJobQueue
 

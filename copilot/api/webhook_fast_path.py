@@ -48,25 +48,28 @@ _EMPTY_JSON = (b"application/json", b"{}")
 
 
 class GroupAcceptor:
-    """Batches ``accept`` calls from one event loop into ``accept_many`` calls on one thread: while a
-    batch is stored, the next one gathers."""
+    """Batches ``accept`` calls on one event loop into ``accept_many`` calls on ``thread``: while a batch
+    is stored, the next one gathers. Futures are only ever resolved on their own loop."""
 
-    def __init__(self, accept_many: Callable[[list[InboundMessage]], list[bool]]) -> None:
+    def __init__(
+        self, accept_many: Callable[[list[InboundMessage]], list[bool]], thread: ThreadPoolExecutor
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
         self._accept_many = accept_many
+        self._thread = thread
         self._pending: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
         self._flushing = False
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-ack")
 
     async def accept(self, message: InboundMessage) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = self.loop.create_future()
         self._pending.append((message, future))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self.loop.create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
@@ -95,7 +98,8 @@ class WebhookFastPath:
         self.app = app
         self._services = services
         self._metrics = metrics
-        self._acceptor: GroupAcceptor | None = None
+        self._acceptor: GroupAcceptor | None = None  # of the serving event loop (one per process)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-ack")
         self._counted: dict[str, tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,9 +150,10 @@ class WebhookFastPath:
                     timestamp=headers[b"timestamp"].decode("latin-1"),
                     sign=headers[b"sign"].decode("latin-1"),
                 )
-            if self._acceptor is None:
-                self._acceptor = GroupAcceptor(svc.accept_many)
-            await self._acceptor.accept(message)
+            acceptor = self._acceptor
+            if acceptor is None or acceptor.loop is not asyncio.get_running_loop():  # tests: a loop each
+                acceptor = self._acceptor = GroupAcceptor(svc.accept_many, self._thread)
+            await acceptor.accept(message)
         except Exception:  # noqa: BLE001 -- the route answers it, with its documented error
             return None
         return _EMPTY_TEXT if path == WECOM else _EMPTY_JSON

@@ -154,6 +154,8 @@ class Services:
                 embedder=self.embedder,
                 chroma_path=None if cfg.chroma_url else cfg.chroma_path,
                 chroma_url=cfg.chroma_url or None,
+                # with a Chroma server the BM25 index is saved in this host's home (embedded: next to Chroma)
+                keyword_path=cfg.home / "bm25" / "kb" if cfg.chroma_url else None,
             )
             RatingStore(self.engine).sync(kb)  # reps' talk-track ratings feed ranking from the start
             return kb

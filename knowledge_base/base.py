@@ -21,7 +21,7 @@ from knowledge_base.chunking import DEFAULT_MAX_CHARS
 from knowledge_base.documents import Chunk, DocumentInfo, Hit
 from knowledge_base.embedder import Embedder
 from knowledge_base.ingest import Ingestor, IngestReport, Progress
-from knowledge_base.keyword_index import ChineseTokenizer, KeywordIndex, join_tokens
+from knowledge_base.keyword_index import ChineseTokenizer, KeywordIndex, SyncPoint, join_tokens
 from knowledge_base.retrieval import (
     STALE_FACTOR,
     RetrievalWeights,
@@ -50,8 +50,10 @@ class KnowledgeBase:
         max_chunk_chars: int = DEFAULT_MAX_CHARS,
         keyword_path: Path | None = None,
     ):
-        """``keyword_path``: where the BM25 index is saved so a restart loads it instead of rebuilding
-        it; defaults to ``chroma_path/bm25/<collection>`` (no persistence with only ``chroma_url``)."""
+        """``keyword_path``: the folder where the BM25 index is saved, so that a restarted process (or
+        another one) loads it and indexes only what changed since; defaults to
+        ``chroma_path/bm25/<collection>``. With only ``chroma_url`` and no ``keyword_path`` the index lives
+        in memory and each process indexes the whole catalogue on its first search."""
         self.engine = engine
         self.embedder = embedder
         self.weights = weights or RetrievalWeights()
@@ -109,23 +111,21 @@ class KnowledgeBase:
 
     def add_terms(self, terms: Iterable[str]) -> int:
         """Teach the keyword tokenizer product, competitor and customer names; re-cuts affected chunks."""
+        from knowledge_base.ingest import embedding_text
+
+        def recut(new: list[str], chunks: list[Chunk], docs: dict[str, DocumentInfo]) -> dict[str, str]:
+            self.tokenizer.add_terms(new)
+            return {
+                c.id: join_tokens(self.tokenizer.tokens(embedding_text(docs[c.doc_path], c)))
+                for c in chunks
+                if c.doc_path in docs
+            }
+
         with self._lock:
-            new = self.catalog.add_terms(terms)
+            new = self.catalog.add_terms(terms, recut)
             if not new:
                 return 0
             self.tokenizer.add_terms(new)
-            affected = self.catalog.chunks_containing(new)
-            if affected:
-                chunks = self.catalog.get_chunks([cid for cid, _ in affected])
-                docs = {d.path: d for d in self.catalog.documents()}
-                from knowledge_base.ingest import embedding_text
-
-                self.catalog.update_tokens(
-                    {
-                        cid: join_tokens(self.tokenizer.tokens(embedding_text(docs[c.doc_path], c)))
-                        for cid, c in chunks.items()
-                    }
-                )
             self._terms_version += 1
             self._marker = None
             return len(new)
@@ -188,16 +188,39 @@ class KnowledgeBase:
             self._marker = marker
 
     def _load_keywords(self, marker: tuple) -> None:
-        """Load the saved BM25 index of this catalogue state, or rebuild it from the stored tokens and
-        save it. The stamp is the catalogue's instance and version: any write bumps the version."""
-        stamp = f"{self.catalog.instance()}-{marker[0]}"
-        if self.keyword_path is not None and self.keywords.load(self.keyword_path, stamp):
+        """Bring the BM25 index up to the catalogue: load the saved index (this process's first search),
+        then index only what changed since the state it reflects (documents whose content hash differs,
+        removed documents, chunks re-cut for new dictionary terms), and save it again."""
+        instance, version = self.catalog.instance(), marker[0]
+        keywords = self.keywords
+        if keywords.synced is None or keywords.synced.instance != instance:
+            loaded = self.keyword_path is not None and keywords.load(self.keyword_path, instance)
+            if not loaded:
+                keywords.build([])
+                keywords.synced = SyncPoint(instance, -1)
+        synced = keywords.synced
+        if synced is not None and synced.version == version:
             return
-        self.keywords.build(self.catalog.iter_chunk_tokens())
+        terms = frozenset(self.catalog.terms())
+        indexed = keywords.doc_hashes()
+        if not indexed:  # nothing to keep: stream every chunk
+            keywords.update(self.catalog.iter_chunk_tokens(), synced=SyncPoint(instance, version, terms))
+        else:
+            current = self.catalog.hashes()
+            changed = {path for path, (digest, _) in current.items() if indexed.get(path) != digest}
+            gone = indexed.keys() - current.keys()
+            new_terms = terms - (synced.terms if synced is not None else frozenset())
+            recut = {cid for cid, _ in self.catalog.chunks_containing(new_terms)} if new_terms else set()
+            keywords.update(
+                self.catalog.chunk_tokens(paths=changed, ids=recut),
+                remove_docs=changed | gone,
+                remove_ids=recut,
+                synced=SyncPoint(instance, version, terms),
+            )
         if self.keyword_path is not None:
             try:
-                self.keywords.save(self.keyword_path, stamp)
-            except OSError as exc:  # a read-only folder costs a rebuild next time, not the search
+                keywords.save(self.keyword_path)
+            except OSError as exc:  # a read-only folder costs a re-index next time, not the search
                 logger.warning("could not save the BM25 index to %s: %s", self.keyword_path, exc)
 
     def search(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -255,37 +255,45 @@ class Catalog:
                 out.update((r.id, _chunk(r)) for r in rows)
         return out
 
-    def iter_chunk_tokens(self, batch: int = 5000) -> Iterator[tuple[str, str, str]]:
-        """(chunk id, doc path, tokens) of every chunk, in a stable order."""
-        query = sa.select(kb_chunks.c.id, kb_chunks.c.doc_path, kb_chunks.c.tokens).order_by(kb_chunks.c.id)
+    def iter_chunk_tokens(self, batch: int = 5000) -> Iterator[tuple[str, str, str, str]]:
+        """(chunk id, doc path, document content hash, tokens) of every chunk, in a stable order."""
+        query = self._tokens_query().order_by(kb_chunks.c.id)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
             for row in result:
-                yield row.id, row.doc_path, row.tokens
+                yield row.id, row.doc_path, row.content_hash, row.tokens
+
+    def chunk_tokens(
+        self, *, paths: Iterable[str] = (), ids: Iterable[str] = ()
+    ) -> list[tuple[str, str, str, str]]:
+        """Like ``iter_chunk_tokens``, for the chunks of ``paths`` and the chunks ``ids`` (each once)."""
+        out: dict[str, tuple[str, str, str, str]] = {}
+        with self.engine.connect() as conn:
+            for column, values in (
+                (kb_chunks.c.doc_path, sorted(set(paths))),
+                (kb_chunks.c.id, sorted(set(ids))),
+            ):
+                for start in range(0, len(values), 500):
+                    query = self._tokens_query().where(column.in_(values[start : start + 500]))
+                    for row in conn.execute(query):
+                        out[row.id] = (row.id, row.doc_path, row.content_hash, row.tokens)
+        return [out[k] for k in sorted(out)]
+
+    @staticmethod
+    def _tokens_query() -> sa.Select:
+        return sa.select(
+            kb_chunks.c.id, kb_chunks.c.doc_path, kb_documents.c.content_hash, kb_chunks.c.tokens
+        ).join(kb_documents, kb_documents.c.path == kb_chunks.c.doc_path)
 
     def chunks_containing(self, terms: Iterable[str]) -> list[tuple[str, str]]:
         """(id, text) of chunks whose text contains any of ``terms`` (to re-cut after the dictionary grows)."""
         terms = list(terms)
         if not terms:
             return []
-        condition = sa.or_(*(kb_chunks.c.text.contains(t, autoescape=True) for t in terms))
         with self.engine.connect() as conn:
             return [
-                (r.id, r.text)
-                for r in conn.execute(sa.select(kb_chunks.c.id, kb_chunks.c.text).where(condition))
+                (r.id, r.text) for r in conn.execute(_containing(terms, kb_chunks.c.id, kb_chunks.c.text))
             ]
-
-    def update_tokens(self, tokens: dict[str, str]) -> None:
-        if not tokens:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                kb_chunks.update()
-                .where(kb_chunks.c.id == sa.bindparam("cid"))
-                .values(tokens=sa.bindparam("tok")),
-                [{"cid": k, "tok": v} for k, v in tokens.items()],
-            )
-            _bump(conn)
 
     def counts(self) -> dict[str, object]:
         with self.engine.connect() as conn:
@@ -303,12 +311,41 @@ class Catalog:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(kb_terms.c.term).order_by(kb_terms.c.term)).scalars())
 
-    def add_terms(self, terms: Iterable[str]) -> list[str]:
-        """Store new dictionary terms; returns those that were not known yet."""
+    def add_terms(self, terms: Iterable[str], recut: Recut | None = None) -> list[str]:
+        """Store new dictionary terms; returns those that were not known yet.
+
+        ``recut(new_terms, chunks, documents)`` returns new BM25 tokens for the chunks whose text contains
+        a new term; they are stored in the same transaction, so no reader sees the new terms with the old
+        tokens (the keyword index re-reads exactly those chunks when it sees new terms)."""
         known = set(self.terms())
         new = sorted({t.strip() for t in terms if t and t.strip()} - known)
         if new:
             with self.engine.begin() as conn:
                 conn.execute(kb_terms.insert(), [{"term": t} for t in new])
+                if recut is not None:
+                    chunks = [_chunk(r) for r in conn.execute(_containing(new, *kb_chunks.c))]
+                    paths = sorted({c.doc_path for c in chunks})
+                    docs = {}
+                    for start in range(0, len(paths), 500):
+                        part = kb_documents.c.path.in_(paths[start : start + 500])
+                        docs.update(
+                            (r.path, _document(r)) for r in conn.execute(sa.select(*_DOC_COLUMNS).where(part))
+                        )
+                    tokens = recut(new, chunks, docs) if chunks else {}
+                    if tokens:
+                        conn.execute(
+                            kb_chunks.update()
+                            .where(kb_chunks.c.id == sa.bindparam("cid"))
+                            .values(tokens=sa.bindparam("tok")),
+                            [{"cid": k, "tok": v} for k, v in tokens.items()],
+                        )
                 _bump(conn)
         return new
+
+
+Recut = Callable[[list[str], list[Chunk], dict[str, DocumentInfo]], dict[str, str]]
+
+
+def _containing(terms: list[str], *columns) -> sa.Select:
+    condition = sa.or_(*(kb_chunks.c.text.contains(t, autoescape=True) for t in terms))
+    return sa.select(*columns).where(condition)

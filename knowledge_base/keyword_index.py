@@ -1,6 +1,12 @@
 """BM25 over jieba ``cut_for_search`` tokens, with CJK character bigrams as a fallback for words the
 dictionary splits badly (colloquial or mistyped questions: "客户嫌贵咋回"), and a user dictionary hook
-for CRM product, competitor and customer names."""
+for CRM product, competitor and customer names.
+
+The index is a list of immutable segments (``bm25_segments``): a write adds a segment with the new chunks
+and marks the replaced ones dead, small segments are merged, and the whole is saved to a folder (a
+manifest naming the segments and their dead chunks) so that a restarted process, or another one, loads
+it and only indexes what changed since.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,23 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from knowledge_base import bm25_segments as segs
+from knowledge_base.bm25_segments import Entry, Segment
+
 logger = logging.getLogger(__name__)
-INDEX_FORMAT = 1  # bump when what ``KeywordIndex.save`` writes changes
+INDEX_FORMAT = 2  # bump when what ``KeywordIndex.save`` writes changes
+MANIFEST = "manifest.json"
+MAX_SEGMENTS = 8  # more than this: the small segments are merged into one
+MAX_DEAD_SHARE = 0.2  # more dead chunks than this share: everything is merged and the dead dropped
+GC_GRACE_S = 600.0  # a saved segment no manifest names is deleted this long after it was last named
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORDLIKE = re.compile(r"[0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -146,103 +160,294 @@ class ChineseTokenizer:
         return out
 
 
-class KeywordIndex:
-    """An in-memory BM25 index (bm25s) over pre-cut token strings; rebuilt as a whole when dirty, and
-    saved to / loaded from a folder so a restarted process does not rebuild it (minutes at 100k chunks).
-    """
+@dataclass(frozen=True)
+class SyncPoint:
+    """The catalogue state an index reflects: its instance, version and dictionary terms."""
 
-    def __init__(self, tokenizer: ChineseTokenizer, *, k1: float = 1.2, b: float = 0.75):
+    instance: int
+    version: int
+    terms: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """A segment as one index state sees it."""
+
+    seg: Segment
+    live: np.ndarray | None  # bool per local chunk; None = all live
+    l2g: np.ndarray  # int32: local token -> global token id
+    g2l: np.ndarray  # int32: global token id -> local (-1 = absent), up to the segment's largest id
+    doc_codes: np.ndarray  # int32: local chunk -> global document code
+    df: np.ndarray  # live chunks per local token
+
+
+@dataclass(frozen=True, eq=False)
+class _State:
+    """Everything a search reads, swapped in one assignment (searches never see half an update)."""
+
+    parts: tuple[_Part, ...]
+    offsets: tuple[int, ...]
+    tfc: tuple[np.ndarray, ...]  # per part: the tf component of each posting, for the live average length
+    ids: list[str]  # chunk id of each position (the parts' chunks, in order)
+    doc_codes: np.ndarray
+    dead: np.ndarray | None  # bool per position, None = none
+    idf: np.ndarray  # per global token id
+    vocab: dict[str, int]  # append-only: ids above len(idf) belong to later states
+    doc_lookup: dict[str, int]  # append-only
+    n_live: int
+
+
+class KeywordIndex:
+    """In-memory BM25 over pre-cut token strings, updated incrementally (``update``) and saved to / loaded
+    from a folder (``save`` / ``load``)."""
+
+    def __init__(
+        self,
+        tokenizer: ChineseTokenizer,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        max_segments: int = MAX_SEGMENTS,
+        max_dead_share: float = MAX_DEAD_SHARE,
+        gc_grace_s: float = GC_GRACE_S,
+    ):
         self.tokenizer = tokenizer
         self.k1, self.b = k1, b
-        self._model = None
-        self._ids: list[str] = []
-        self._doc_codes = np.zeros(0, dtype=np.int32)
-        self._doc_lookup: dict[str, int] = {}
+        self.max_segments, self.max_dead_share, self.gc_grace_s = max_segments, max_dead_share, gc_grace_s
+        self.synced: SyncPoint | None = None
+        self._write_lock = threading.Lock()
+        self._state = self._make_state([], [], {}, {})
         self._query_cache: dict[str, list[str]] = {}  # search and matched_terms cut a query once
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._state.n_live
 
-    def build(self, entries: Iterable[tuple[str, str, str]]) -> None:
-        """``entries``: (chunk id, doc path, space-joined tokens)."""
-        import bm25s
+    @property
+    def segments(self) -> int:
+        return len(self._state.parts)
 
-        ids, codes, corpus = [], [], []
-        lookup: dict[str, int] = {}
-        for chunk_id, doc_path, tokens in entries:
-            ids.append(chunk_id)
-            codes.append(lookup.setdefault(doc_path, len(lookup)))
-            corpus.append(tokens.split() or ["\u0000"])
-        model = None
-        if corpus:
-            model = bm25s.BM25(k1=self.k1, b=self.b)
-            model.index(corpus, show_progress=False)
-        self._install(model, ids, lookup, np.asarray(codes, dtype=np.int32))
+    # ------------------------------------------------------------------ writing
+    def build(self, entries: Iterable[tuple[str, str, str] | Entry]) -> None:
+        """Replace the whole index: ``entries`` are (chunk id, doc path, space-joined tokens), optionally
+        with the document's content hash before the tokens."""
+        seg = segs.build_segment(e if len(e) == 4 else (e[0], e[1], "", e[2]) for e in entries)
+        with self._write_lock:
+            self._state = self._make_state([seg] if len(seg) else [], [None] if len(seg) else [], {}, {})
+            self._query_cache = {}
 
-    def _install(self, model, ids: list[str], lookup: dict[str, int], codes: np.ndarray) -> None:
-        self._model, self._ids, self._doc_lookup, self._doc_codes = model, ids, lookup, codes
-        self._query_cache = {}  # the dictionary may have grown since
+    def update(
+        self,
+        add: Iterable[Entry] = (),
+        *,
+        remove_docs: Iterable[str] = (),
+        remove_ids: Iterable[str] = (),
+        synced: SyncPoint | None = None,
+    ) -> None:
+        """Mark the chunks of ``remove_docs`` and the chunks ``remove_ids`` dead, then index ``add`` as a
+        new segment; merge segments when there are too many or too many dead chunks."""
+        with self._write_lock:
+            state = self._state
+            dead = np.zeros(len(state.ids), dtype=bool) if state.dead is None else state.dead.copy()
+            codes = [state.doc_lookup[p] for p in set(remove_docs) if p in state.doc_lookup]
+            if codes:
+                dead |= np.isin(state.doc_codes, codes)
+            remove_ids = set(remove_ids)
+            if remove_ids:
+                hits = [n for n, cid in enumerate(state.ids) if cid in remove_ids]
+                dead[hits] = True
+            new = segs.build_segment(add)
+            killed = dead.any() if state.dead is None else not np.array_equal(dead, state.dead)
+            if not len(new) and not killed:
+                self.synced = synced or self.synced  # nothing changed
+                return
+            segments = [p.seg for p in state.parts]
+            lives = [~dead[o : o + len(p.seg)] for p, o in zip(state.parts, state.offsets, strict=True)]
+            if len(new):
+                segments.append(new)
+                lives.append(np.ones(len(new), dtype=bool))
+            segments, lives = self._compact(segments, lives)
+            reuse = {id(p.seg): p for p in state.parts}
+            self._state = self._make_state(segments, lives, state.vocab, state.doc_lookup, reuse)
+            if synced is not None:
+                self.synced = synced
+            self._query_cache = {}  # the dictionary may have grown since
+
+    def _compact(
+        self, segments: list[Segment], lives: list[np.ndarray]
+    ) -> tuple[list[Segment], list[np.ndarray | None]]:
+        total = sum(len(s) for s in segments)
+        n_dead = sum(int((~live).sum()) for live in lives)
+        if total and n_dead > self.max_dead_share * total:
+            merged = segs.merge(segments, lives)
+            return ([merged], [None]) if len(merged) else ([], [])
+        if len(segments) > self.max_segments:  # keep the largest, merge the rest (which are small)
+            big = max(range(len(segments)), key=lambda n: len(segments[n]))
+            rest = [n for n in range(len(segments)) if n != big]
+            merged = segs.merge([segments[n] for n in rest], [lives[n] for n in rest])
+            live = None if lives[big].all() else lives[big]
+            return ([segments[big], merged], [live, None]) if len(merged) else ([segments[big]], [live])
+        kept = [n for n in range(len(segments)) if lives[n].any()]  # drop segments with no live chunk
+        return [segments[n] for n in kept], [None if lives[n].all() else lives[n] for n in kept]
+
+    def _make_state(
+        self,
+        segments: Sequence[Segment],
+        lives: Sequence[np.ndarray | None],
+        vocab: dict[str, int],
+        doc_lookup: dict[str, int],
+        reuse: dict[int, _Part] | None = None,
+    ) -> _State:
+        """Global statistics over the live chunks and the per-posting tf components they imply."""
+        parts: list[_Part] = []
+        for seg, live in zip(segments, lives, strict=True):
+            old = (reuse or {}).get(id(seg))
+            if old is not None:
+                same_live = (old.live is None and live is None) or (
+                    old.live is not None and live is not None and np.array_equal(old.live, live)
+                )
+                df = old.df if same_live else segs.live_df(seg, live)
+                parts.append(_Part(seg, live, old.l2g, old.g2l, old.doc_codes, df))
+                continue
+            l2g = np.fromiter(
+                (vocab.setdefault(t, len(vocab)) for t in seg.vocab), dtype=np.int32, count=len(seg.vocab)
+            )
+            g2l = np.full(int(l2g.max()) + 1 if len(l2g) else 0, -1, dtype=np.int32)
+            g2l[l2g] = np.arange(len(l2g), dtype=np.int32)
+            rows = np.asarray(
+                [doc_lookup.setdefault(p, len(doc_lookup)) for p, _ in seg.docs], dtype=np.int32
+            )
+            doc_codes = rows[seg.doc_of] if len(seg) else np.zeros(0, dtype=np.int32)
+            parts.append(_Part(seg, live, l2g, g2l, doc_codes, segs.live_df(seg, live)))
+        df = np.zeros(len(vocab), dtype=np.int64)
+        n_live, live_len = 0, 0.0
+        for p in parts:
+            df[p.l2g] += p.df
+            lengths = p.seg.lengths if p.live is None else p.seg.lengths[p.live]
+            n_live += len(lengths)
+            live_len += float(lengths.sum(dtype=np.float64))
+        avg_len = live_len / n_live if n_live else 1.0
+        offsets, position = [], 0
+        for p in parts:
+            offsets.append(position)
+            position += len(p.seg)
+        dead = None
+        if any(p.live is not None for p in parts):
+            dead = np.concatenate([np.zeros(len(p.seg), bool) if p.live is None else ~p.live for p in parts])
+        return _State(
+            parts=tuple(parts),
+            offsets=tuple(offsets),
+            tfc=tuple(segs.tf_component(p.seg, avg_len, self.k1, self.b) for p in parts),
+            ids=[cid for p in parts for cid in p.seg.ids],
+            doc_codes=(
+                np.concatenate([p.doc_codes for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+            ),
+            dead=dead,
+            idf=segs.idf(df, n_live),
+            vocab=vocab,
+            doc_lookup=doc_lookup,
+            n_live=n_live,
+        )
+
+    def doc_hashes(self) -> dict[str, str]:
+        """Document path -> content hash of every document with live chunks."""
+        out: dict[str, str] = {}
+        for p in self._state.parts:
+            rows = p.seg.doc_of if p.live is None else p.seg.doc_of[p.live]
+            for row in np.unique(rows):
+                path, digest = p.seg.docs[int(row)]
+                out[path] = digest
+        return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: Path | str, stamp: str) -> None:
-        """Write the index to ``folder/<stamp>`` (atomically: a reader sees all of it or nothing) and
-        drop the older stamps there. ``stamp`` names the catalogue state the index was built from."""
+    def save(self, folder: Path | str) -> bool:
+        """Write the segments not saved yet and a manifest naming them with their dead chunks and the
+        ``synced`` catalogue state (atomically: a reader sees the old manifest or the new one). A manifest
+        of a newer catalogue state, saved by another process, is left alone (False)."""
+        if self.synced is None:
+            raise ValueError("an index is saved with the catalogue state it reflects (synced)")
         folder = Path(folder)
-        target = folder / _stamp_dir(stamp)
-        if target.exists():
-            return  # another process saved the same state first
+        state, synced = self._state, self.synced
+        current = _read_manifest(folder)
+        if (
+            current
+            and (current.get("format"), current.get("instance")) == (INDEX_FORMAT, synced.instance)
+            and int(current.get("version", -1)) >= synced.version
+        ):
+            return False
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
-        try:
-            meta = {
-                "format": INDEX_FORMAT,
-                "stamp": stamp,
-                "k1": self.k1,
-                "b": self.b,
-                "ids": self._ids,
-                "docs": sorted(self._doc_lookup, key=self._doc_lookup.__getitem__),
-            }
-            np.save(tmp / "doc_codes.npy", self._doc_codes, allow_pickle=False)
-            if self._model is not None:
-                self._model.save(str(tmp / "bm25"), show_progress=False)
-            # meta.json last: a folder without it is incomplete
-            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        names = []
+        for p in state.parts:
+            seg_dir = folder / p.seg.name if p.seg.name else None
+            if seg_dir is not None and (seg_dir / "meta.json").is_file():
+                os.utime(seg_dir)  # named again: not garbage (see _collect_garbage)
+                names.append(p.seg.name)
+            else:
+                p.seg.name = None
+                names.append(segs.save_segment(p.seg, folder))
+        manifest = {
+            "format": INDEX_FORMAT,
+            "k1": self.k1,
+            "b": self.b,
+            "instance": synced.instance,
+            "version": synced.version,
+            "terms": sorted(synced.terms),
+            "segments": [
+                {"name": name, "dead": [] if p.live is None else np.flatnonzero(~p.live).tolist()}
+                for name, p in zip(names, state.parts, strict=True)
+            ],
+        }
+        tmp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{MANIFEST}"
+        tmp.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, folder / MANIFEST)
+        self._collect_garbage(folder, set(names))
+        return True
+
+    def _collect_garbage(self, folder: Path, keep: set[str]) -> None:
+        """Delete what no manifest has named for ``gc_grace_s``: segments replaced by merges or written by
+        a process whose manifest lost, unfinished temporary files, indexes of the previous format."""
+        cutoff = time.time() - self.gc_grace_s
+        for entry in folder.iterdir():
+            if entry.name in keep or entry.name == MANIFEST:
+                continue
             try:
-                os.rename(tmp, target)
+                if entry.stat().st_mtime > cutoff:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
             except OSError:
-                if not (target / "meta.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        for old in folder.iterdir():
-            if old.name != target.name and not old.name.startswith("."):
-                shutil.rmtree(old, ignore_errors=True)
+                continue
 
-    def load(self, folder: Path | str, stamp: str) -> bool:
-        """Load the index saved for ``stamp``; False (and nothing changed) when there is none or it is
-        unreadable, so the caller rebuilds."""
-        import bm25s
-
-        source = Path(folder) / _stamp_dir(stamp)
-        if not (source / "meta.json").is_file():
+    def load(self, folder: Path | str, instance: int) -> bool:
+        """Load the index saved for catalogue ``instance``; False (and nothing changed) when there is none
+        or it is unreadable, so the caller indexes the catalogue."""
+        folder = Path(folder)
+        manifest = _read_manifest(folder)
+        if not manifest:
+            return False
+        if (manifest.get("format"), manifest.get("instance")) != (INDEX_FORMAT, instance):
+            return False
+        if (manifest.get("k1"), manifest.get("b")) != (self.k1, self.b):
             return False
         try:
-            meta = json.loads((source / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != INDEX_FORMAT or meta.get("stamp") != stamp:
-                return False
-            if (meta.get("k1"), meta.get("b")) != (self.k1, self.b):
-                return False
-            codes = np.load(source / "doc_codes.npy", allow_pickle=False)
-            ids, docs = list(meta["ids"]), list(meta["docs"])
-            model = None
-            if ids:
-                model = bm25s.BM25.load(str(source / "bm25"), show_progress=False, verbosity=0)
-            if len(codes) != len(ids) or (model is not None and model.scores["num_docs"] != len(ids)):
-                return False
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("BM25 index at %s unreadable, rebuilding: %s", source, exc)
+            segments, lives = [], []
+            for item in manifest["segments"]:
+                seg = segs.load_segment(folder, str(item["name"]))
+                live = None
+                if item.get("dead"):
+                    live = np.ones(len(seg), dtype=bool)
+                    live[np.asarray(item["dead"], dtype=np.int64)] = False
+                segments.append(seg)
+                lives.append(live)
+            synced = SyncPoint(instance, int(manifest["version"]), frozenset(manifest.get("terms") or ()))
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            logger.warning("BM25 index at %s unreadable, re-indexing: %s", folder, exc)
             return False
-        self._install(model, ids, {d: n for n, d in enumerate(docs)}, codes.astype(np.int32))
+        with self._write_lock:
+            self._state = self._make_state(segments, lives, {}, {})
+            self.synced = synced
+            self._query_cache = {}
         return True
 
     # ------------------------------------------------------------------ search
@@ -255,29 +460,54 @@ class KeywordIndex:
         return tokens
 
     def scores(self, query: str) -> np.ndarray | None:
-        """BM25 score of every chunk for ``query`` (None when no query token is indexed)."""
-        if self._model is None:
+        """BM25 score of every position (0 for dead chunks), or None when no query token is indexed."""
+        return self._scores(self._state, query)
+
+    def _scores(self, state: _State, query: str) -> np.ndarray | None:
+        gids = [state.vocab.get(t) for t in dict.fromkeys(self.query_tokens(query))]
+        found = np.asarray([g for g in gids if g is not None and g < len(state.idf)], dtype=np.int64)
+        if len(found):
+            found = found[state.idf[found] > 0]
+        if not len(found):
             return None
-        vocab = self._model.vocab_dict
-        token_ids = [vocab[t] for t in dict.fromkeys(self.query_tokens(query)) if t in vocab]
-        if not token_ids:
-            return None
-        return _scores(self._model, token_ids)
+        scores = np.zeros(len(state.ids), dtype=np.float32)
+        for part, offset, tfc in zip(state.parts, state.offsets, state.tfc, strict=True):
+            inside = found[found < len(part.g2l)]
+            local = part.g2l[inside]
+            spans = [
+                (int(part.seg.indptr[t]), int(part.seg.indptr[t + 1]), state.idf[g])
+                for t, g in zip(local, inside, strict=True)
+                if t >= 0
+            ]
+            if not spans:
+                continue
+            n = len(part.seg)
+            if len(spans) == 1:
+                a, b, w = spans[0]
+                scores[offset + part.seg.indices[a:b]] = tfc[a:b] * w
+                continue
+            idx = np.concatenate([part.seg.indices[a:b] for a, b, _ in spans])
+            val = np.concatenate([tfc[a:b] * w for a, b, w in spans])
+            scores[offset : offset + n] = np.bincount(idx, weights=val, minlength=n)
+        if state.dead is not None:
+            scores[state.dead] = 0.0
+        return scores
 
     def search(self, query: str, k: int, *, allowed_docs: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (chunk id, BM25 score) among chunks of ``allowed_docs`` (None = all)."""
         if k <= 0:
             return []
-        scores = self.scores(query)
+        state = self._state
+        scores = self._scores(state, query)
         if scores is None:
             return []
         if allowed_docs is not None:
-            codes = [self._doc_lookup[d] for d in allowed_docs if d in self._doc_lookup]
-            scores = np.where(np.isin(self._doc_codes, codes), scores, 0.0)
+            codes = [state.doc_lookup[d] for d in allowed_docs if d in state.doc_lookup]
+            scores = np.where(np.isin(state.doc_codes, codes), scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return [(state.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
     def matched_terms(self, query: str, text: str) -> tuple[str, ...]:
         """Query words (not bigrams) that occur in ``text``: shown to users as 命中词."""
@@ -294,29 +524,9 @@ def join_tokens(tokens: list[str]) -> str:
     return " ".join(tokens)
 
 
-def _stamp_dir(stamp: str) -> str:
-    return re.sub(r"[^0-9A-Za-z._-]", "_", stamp)
-
-
-def _scores(model, token_ids: list[int]) -> np.ndarray:
-    """Sum the precomputed BM25 columns of ``token_ids`` with one ``bincount``.
-
-    bm25s does one ``np.add.at`` per token (slow without numba); its index is a CSC matrix
-    (token → (doc, score) pairs), so the score of every document is a weighted histogram."""
-    data, indices, indptr = model.scores["data"], model.scores["indices"], model.scores["indptr"]
-    num_docs = int(model.scores["num_docs"])
-    spans = [(int(indptr[t]), int(indptr[t + 1])) for t in token_ids]
-    spans = [(a, b) for a, b in spans if b > a]
-    if not spans:
-        scores = np.zeros(num_docs, dtype=np.float32)
-    elif len(spans) == 1:
-        scores = np.zeros(num_docs, dtype=np.float32)
-        a, b = spans[0]
-        scores[indices[a:b]] = data[a:b]
-    else:
-        idx = np.concatenate([indices[a:b] for a, b in spans])
-        val = np.concatenate([data[a:b] for a, b in spans])
-        scores = np.bincount(idx, weights=val, minlength=num_docs).astype(np.float32)
-    if getattr(model, "nonoccurrence_array", None) is not None:  # BM25L / BM25+ variants
-        scores += model.nonoccurrence_array[token_ids].sum()
-    return scores
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

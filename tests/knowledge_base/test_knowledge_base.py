@@ -147,24 +147,110 @@ def test_a_search_sees_what_another_process_ingested_or_removed(make_kb, corpus,
     assert all(h.document.path != gone for h in reader.search("今年预算没了", k=10))
 
 
-def test_a_restarted_process_loads_the_saved_bm25_index_instead_of_rebuilding_it(
-    make_kb, corpus, monkeypatch
-):
+def _read_since(start: int) -> int:
+    from knowledge_base import bm25_segments
+
+    return bm25_segments.tokens_read() - start
+
+
+def _tokens_read() -> int:
+    from knowledge_base import bm25_segments
+
+    return bm25_segments.tokens_read()
+
+
+def _same_as_a_full_rebuild(kb, queries=("今年预算没了", "客户嫌贵咋回", "友商A 私有化部署", "折扣审批")):
     from knowledge_base.keyword_index import KeywordIndex
 
+    fresh = KeywordIndex(kb.tokenizer)
+    fresh.build(kb.catalog.iter_chunk_tokens())
+    assert len(kb.keywords) == len(fresh) == kb.stats()["chunks"]
+    for query in queries:
+        got = sorted((cid, round(s, 4)) for cid, s in kb.keywords.search(query, 100))
+        assert got == sorted((cid, round(s, 4)) for cid, s in fresh.search(query, 100))
+
+
+def test_a_restarted_process_loads_the_saved_bm25_index_instead_of_rebuilding_it(make_kb, corpus):
     kb = make_kb()
     kb.ingest([corpus])
     expected = [h.chunk.id for h in kb.search("今年预算没了", k=5)]
-    assert kb.keyword_path is not None and len(list(kb.keyword_path.iterdir())) == 1
-    built = []
-    real_build = KeywordIndex.build
-    monkeypatch.setattr(
-        KeywordIndex, "build", lambda self, entries: built.append(1) or real_build(self, entries)
-    )
+    assert kb.keyword_path is not None and (kb.keyword_path / "manifest.json").is_file()
+    start = _tokens_read()
     reopened = make_kb()  # a new process on the same database and folders
     assert [h.chunk.id for h in reopened.search("今年预算没了", k=5)] == expected
-    assert built == []
-    reopened.add_terms(["年框合同"])  # any write changes the catalogue state: the next search rebuilds
-    reopened.search("今年预算没了", k=5)
-    assert built == [1]
-    assert make_kb().search("年框合同", k=1) and built == [1]  # ...and saved it for the next process
+    assert _read_since(start) == 0
+    _same_as_a_full_rebuild(reopened)
+
+
+def test_re_ingesting_one_changed_document_cuts_and_indexes_only_its_chunks(make_kb, corpus, monkeypatch):
+    from knowledge_base.keyword_index import ChineseTokenizer
+
+    kb = make_kb()
+    kb.ingest([corpus])
+    kb.search("今年预算没了", k=3)
+    cut: list[str] = []
+    real_tokens = ChineseTokenizer.tokens
+    monkeypatch.setattr(
+        ChineseTokenizer, "tokens", lambda self, text: cut.append(text) or real_tokens(self, text)
+    )
+    start = _tokens_read()
+    target = corpus / "话术" / "价格异议处理.md"
+    target.write_text(target.read_text("utf-8").replace("不要急于降价", "绝不主动降价"), "utf-8")
+    assert kb.ingest([corpus])["updated"] == 1
+    hits = kb.search("绝不主动降价", k=3)
+    assert hits[0].document.path == "话术/价格异议处理.md"
+    changed = len(kb.catalog.chunk_ids("话术/价格异议处理.md"))
+    assert _read_since(start) == changed  # the other documents' chunks were not indexed again...
+    assert len(cut) == changed + 1 and cut[-1] == "绝不主动降价"  # ...nor cut again (+1: the query)
+    assert kb.keywords.segments == 2
+    _same_as_a_full_rebuild(kb)
+
+
+def test_another_process_indexes_only_what_changed_since_its_saved_index(make_kb, corpus):
+    writer = make_kb("shared")
+    writer.ingest([corpus])
+    writer.search("今年预算没了", k=3)
+    reader = make_kb("shared")  # another process: loads the index the writer saved
+    reader.search("今年预算没了", k=3)
+    (corpus / "竞品" / "竞品对比.html").unlink()
+    target = corpus / "话术" / "价格异议处理.md"
+    target.write_text(target.read_text("utf-8").replace("不要急于降价", "绝不主动降价"), "utf-8")
+    writer.ingest([corpus])
+    start = _tokens_read()
+    assert reader.search("绝不主动降价", k=1)[0].document.path == "话术/价格异议处理.md"
+    assert _read_since(start) == len(reader.catalog.chunk_ids("话术/价格异议处理.md"))
+    assert all(h.document.path != "竞品/竞品对比.html" for h in reader.search("友商A 私有化部署", k=10))
+    _same_as_a_full_rebuild(reader)
+    start = _tokens_read()
+    writer.add_terms(["分期付款", "总拥有成本"])  # re-cuts the chunks naming them, in one transaction
+    reader.search("分期付款", k=3)
+    assert 0 < _read_since(start) == len(reader.catalog.chunks_containing(["分期付款", "总拥有成本"]))
+    _same_as_a_full_rebuild(reader, ("分期付款", "总拥有成本", "今年预算没了"))
+    start = _tokens_read()
+    assert make_kb("shared").search("分期付款", k=1) and _read_since(start) == 0  # ...and saved for the next
+
+
+def test_without_a_chroma_folder_the_bm25_index_is_saved_where_keyword_path_says(tmp_path, embedder, corpus):
+    # as with a Chroma server (COPILOT_CHROMA_URL): services pass COPILOT_HOME/bm25/kb
+    import uuid
+
+    import sqlalchemy as sa
+
+    from knowledge_base.base import KnowledgeBase
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'kb.db'}")
+    collection = f"kb-{uuid.uuid4().hex[:8]}"
+
+    def open_kb() -> KnowledgeBase:
+        return KnowledgeBase(
+            engine=engine, embedder=embedder, collection=collection, keyword_path=tmp_path / "bm25"
+        )
+
+    kb = open_kb()
+    kb.ingest([corpus])
+    expected = [h.chunk.id for h in kb.search("今年预算没了", k=5)]
+    assert (tmp_path / "bm25" / "manifest.json").is_file()
+    start = _tokens_read()
+    assert [h.chunk.id for h in open_kb().search("今年预算没了", k=5)] == expected
+    assert _read_since(start) == 0
+    engine.dispose()

@@ -63,6 +63,9 @@ def test_kb_ingested_by_a_worker_serves_search_and_chat_in_the_api_process(scale
     hits = scaled.kb.search("客户嫌贵怎么回？", k=3, visible_teams={"team_a"})
     assert hits and hits[0].chunk.doc_path == "话术/价格异议话术.md"
     assert all(h.chunk.doc_path != "话术/乙组竞品打法.md" for h in hits)
+    # with a Chroma server the BM25 index is saved in this host's COPILOT_HOME, so a restart loads it
+    assert scaled.kb.keyword_path == scaled.settings.home / "bm25" / "kb"
+    assert (scaled.kb.keyword_path / "manifest.json").is_file()
 
     with TestClient(create_app(scaled)) as client:
         r = client.post("/api/chat", json={"message": "客户嫌贵怎么回？"}, headers=token_for(scaled, "rep_a"))

@@ -186,8 +186,7 @@ class WeComAIBot:
         encrypt = parse_envelope(body)
         self.crypto.verify(msg_signature, timestamp, nonce, encrypt)
         check_timestamp(timestamp, now=self._clock(), window=self._window)
-        plain = self.crypto.decrypt(encrypt, signature=msg_signature, timestamp=timestamp, nonce=nonce)
-        return parse_message(plain)
+        return parse_message(self.crypto.open_verified(encrypt))
 
     def stream_reply(
         self, stream_id: str, content: str, *, finish: bool, nonce: str | None = None

@@ -50,8 +50,7 @@ class WeComChannel:
         encrypt, _agent_id = parse_envelope(body)
         self.crypto.verify(msg_signature, timestamp, nonce, encrypt)
         check_timestamp(timestamp, now=self._clock(), window=self._window)
-        plain = self.crypto.decrypt(encrypt, signature=msg_signature, timestamp=timestamp, nonce=nonce)
-        return parse_message(plain)
+        return parse_message(self.crypto.open_verified(encrypt))
 
     def send(self, to: InboundMessage, reply: OutboundReply) -> None:
         for part in split_utf8(reply.text, MAX_CONTENT_BYTES):

@@ -113,8 +113,8 @@ class KnowledgeBase:
         """Teach the keyword tokenizer product, competitor and customer names; re-cuts affected chunks."""
         from knowledge_base.ingest import embedding_text
 
-        def recut(new: list[str], chunks: list[Chunk], docs: dict[str, DocumentInfo]) -> dict[str, str]:
-            self.tokenizer.add_terms(new)
+        def recut(terms: list[str], chunks: list[Chunk], docs: dict[str, DocumentInfo]) -> dict[str, str]:
+            self.tokenizer.add_terms(terms)
             return {
                 c.id: join_tokens(self.tokenizer.tokens(embedding_text(docs[c.doc_path], c)))
                 for c in chunks
@@ -189,7 +189,7 @@ class KnowledgeBase:
 
     def _load_keywords(self, marker: tuple) -> None:
         """Bring the BM25 index up to the catalogue: load the saved index (this process's first search),
-        then index only what changed since the state it reflects (documents whose content hash differs,
+        then index only what changed since the state it reflects (documents whose revision differs,
         removed documents, chunks re-cut for new dictionary terms), and save it again."""
         instance, version = self.catalog.instance(), marker[0]
         keywords = self.keywords
@@ -206,8 +206,8 @@ class KnowledgeBase:
         if not indexed:  # nothing to keep: stream every chunk
             keywords.update(self.catalog.iter_chunk_tokens(), synced=SyncPoint(instance, version, terms))
         else:
-            current = self.catalog.hashes()
-            changed = {path for path, (digest, _) in current.items() if indexed.get(path) != digest}
+            current = self.catalog.revisions()
+            changed = {path for path, revision in current.items() if indexed.get(path) != revision}
             gone = indexed.keys() - current.keys()
             new_terms = terms - (synced.terms if synced is not None else frozenset())
             recut = {cid for cid, _ in self.catalog.chunks_containing(new_terms)} if new_terms else set()

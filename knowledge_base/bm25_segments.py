@@ -245,7 +245,8 @@ def save_segment(seg: Segment, folder: Path) -> str:
 
 
 def load_segment(folder: Path, name: str) -> Segment:
-    """Raises OSError / ValueError / KeyError when the folder is missing, incomplete or of another format."""
+    """Raises OSError / ValueError / KeyError / EOFError when the folder is missing, incomplete or of another
+    format."""
     source = folder / name
     meta = json.loads((source / "meta.json").read_text(encoding="utf-8"))
     if meta.get("format") != SEGMENT_FORMAT:

@@ -113,6 +113,13 @@ def _chunk(row) -> Chunk:
 _DOC_COLUMNS = [c for c in kb_documents.c if c.name != "text"]
 
 
+def _revision(row) -> str:
+    """A document's content hash and when it was written: the keyword index re-reads a document whose
+    revision changed, also one written again with the same hash (a passage with a new title: the title is
+    in its tokens, not in its hash)."""
+    return f"{row.content_hash}@{row.ingested_at}"
+
+
 class Catalog:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -145,6 +152,14 @@ class Catalog:
                 sa.select(kb_documents.c.path, kb_documents.c.content_hash, kb_documents.c.root)
             )
             return {r.path: (r.content_hash, r.root) for r in rows}
+
+    def revisions(self) -> dict[str, str]:
+        """path -> revision (see ``_revision``) of every document."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(kb_documents.c.path, kb_documents.c.content_hash, kb_documents.c.ingested_at)
+            )
+            return {r.path: _revision(r) for r in rows}
 
     def documents(self) -> list[DocumentInfo]:
         with self.engine.connect() as conn:
@@ -256,12 +271,12 @@ class Catalog:
         return out
 
     def iter_chunk_tokens(self, batch: int = 5000) -> Iterator[tuple[str, str, str, str]]:
-        """(chunk id, doc path, document content hash, tokens) of every chunk, in a stable order."""
+        """(chunk id, doc path, document revision, tokens) of every chunk, in a stable order."""
         query = self._tokens_query().order_by(kb_chunks.c.id)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
             for row in result:
-                yield row.id, row.doc_path, row.content_hash, row.tokens
+                yield row.id, row.doc_path, _revision(row), row.tokens
 
     def chunk_tokens(
         self, *, paths: Iterable[str] = (), ids: Iterable[str] = ()
@@ -276,13 +291,17 @@ class Catalog:
                 for start in range(0, len(values), 500):
                     query = self._tokens_query().where(column.in_(values[start : start + 500]))
                     for row in conn.execute(query):
-                        out[row.id] = (row.id, row.doc_path, row.content_hash, row.tokens)
+                        out[row.id] = (row.id, row.doc_path, _revision(row), row.tokens)
         return [out[k] for k in sorted(out)]
 
     @staticmethod
     def _tokens_query() -> sa.Select:
         return sa.select(
-            kb_chunks.c.id, kb_chunks.c.doc_path, kb_documents.c.content_hash, kb_chunks.c.tokens
+            kb_chunks.c.id,
+            kb_chunks.c.doc_path,
+            kb_documents.c.content_hash,
+            kb_documents.c.ingested_at,
+            kb_chunks.c.tokens,
         ).join(kb_documents, kb_documents.c.path == kb_chunks.c.doc_path)
 
     def chunks_containing(self, terms: Iterable[str]) -> list[tuple[str, str]]:
@@ -314,8 +333,9 @@ class Catalog:
     def add_terms(self, terms: Iterable[str], recut: Recut | None = None) -> list[str]:
         """Store new dictionary terms; returns those that were not known yet.
 
-        ``recut(new_terms, chunks, documents)`` returns new BM25 tokens for the chunks whose text contains
-        a new term; they are stored in the same transaction, so no reader sees the new terms with the old
+        ``recut(terms, chunks, documents)`` returns new BM25 tokens for the chunks whose text contains
+        a new term, cut with ``terms`` (every term: also those another process added since this one last
+        read them); they are stored in the same transaction, so no reader sees the new terms with the old
         tokens (the keyword index re-reads exactly those chunks when it sees new terms)."""
         known = set(self.terms())
         new = sorted({t.strip() for t in terms if t and t.strip()} - known)
@@ -323,6 +343,7 @@ class Catalog:
             with self.engine.begin() as conn:
                 conn.execute(kb_terms.insert(), [{"term": t} for t in new])
                 if recut is not None:
+                    every = list(conn.execute(sa.select(kb_terms.c.term)).scalars())
                     chunks = [_chunk(r) for r in conn.execute(_containing(new, *kb_chunks.c))]
                     paths = sorted({c.doc_path for c in chunks})
                     docs = {}
@@ -331,7 +352,7 @@ class Catalog:
                         docs.update(
                             (r.path, _document(r)) for r in conn.execute(sa.select(*_DOC_COLUMNS).where(part))
                         )
-                    tokens = recut(new, chunks, docs) if chunks else {}
+                    tokens = recut(every, chunks, docs) if chunks else {}
                     if tokens:
                         conn.execute(
                             kb_chunks.update()

@@ -218,6 +218,7 @@ class KeywordIndex:
         self._write_lock = threading.Lock()
         self._state = self._make_state([], [], {}, {})
         self._query_cache: dict[str, list[str]] = {}  # search and matched_terms cut a query once
+        self._rejected: dict | None = None  # a manifest ``load`` could not use: ``save`` replaces it
 
     def __len__(self) -> int:
         return self._state.n_live
@@ -258,7 +259,8 @@ class KeywordIndex:
             new = segs.build_segment(add)
             killed = dead.any() if state.dead is None else not np.array_equal(dead, state.dead)
             if not len(new) and not killed:
-                self.synced = synced or self.synced  # nothing changed
+                self.synced = synced or self.synced  # nothing indexed changed...
+                self._query_cache = {}  # ...but the dictionary may have grown: queries are cut again
                 return
             segments = [p.seg for p in state.parts]
             lives = [~dead[o : o + len(p.seg)] for p, o in zip(state.parts, state.offsets, strict=True)]
@@ -349,7 +351,8 @@ class KeywordIndex:
         )
 
     def doc_hashes(self) -> dict[str, str]:
-        """Document path -> content hash of every document with live chunks."""
+        """Document path -> digest (the content hash or revision indexed with it) of every document with
+        live chunks."""
         out: dict[str, str] = {}
         for p in self._state.parts:
             rows = p.seg.doc_of if p.live is None else p.seg.doc_of[p.live]
@@ -366,10 +369,12 @@ class KeywordIndex:
         if self.synced is None:
             raise ValueError("an index is saved with the catalogue state it reflects (synced)")
         folder = Path(folder)
-        state, synced = self._state, self.synced
+        with self._write_lock:  # the state and the catalogue version it reflects, as one pair
+            state, synced = self._state, self.synced
         current = _read_manifest(folder)
         if (
             current
+            and current != self._rejected
             and (current.get("format"), current.get("instance")) == (INDEX_FORMAT, synced.instance)
             and int(current.get("version", -1)) >= synced.version
         ):
@@ -398,6 +403,9 @@ class KeywordIndex:
         }
         tmp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{MANIFEST}"
         tmp.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+        # segments the replaced manifest named stop being named now (a process that has just read it
+        # may be loading them): their grace starts now, before the replace, not when last saved
+        _touch(folder, _segment_names(current) - set(names))
         os.replace(tmp, folder / MANIFEST)
         self._collect_garbage(folder, set(names))
         return True
@@ -429,6 +437,7 @@ class KeywordIndex:
         if (manifest.get("format"), manifest.get("instance")) != (INDEX_FORMAT, instance):
             return False
         if (manifest.get("k1"), manifest.get("b")) != (self.k1, self.b):
+            self._rejected = manifest
             return False
         try:
             segments, lives = [], []
@@ -441,8 +450,9 @@ class KeywordIndex:
                 segments.append(seg)
                 lives.append(live)
             synced = SyncPoint(instance, int(manifest["version"]), frozenset(manifest.get("terms") or ()))
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError) as exc:  # EOF: empty .npy
             logger.warning("BM25 index at %s unreadable, re-indexing: %s", folder, exc)
+            self._rejected = manifest
             return False
         with self._write_lock:
             self._state = self._make_state(segments, lives, {}, {})
@@ -522,6 +532,21 @@ class KeywordIndex:
 
 def join_tokens(tokens: list[str]) -> str:
     return " ".join(tokens)
+
+
+def _segment_names(manifest: dict | None) -> set[str]:
+    try:
+        return {str(item["name"]) for item in (manifest or {}).get("segments") or ()}
+    except (TypeError, KeyError):
+        return set()
+
+
+def _touch(folder: Path, names: Iterable[str]) -> None:
+    for name in names:
+        try:
+            os.utime(folder / Path(name).name)
+        except OSError:
+            continue
 
 
 def _read_manifest(folder: Path) -> dict | None:

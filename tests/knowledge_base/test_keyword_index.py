@@ -208,3 +208,45 @@ def test_an_empty_index_saves_and_loads(tokenizer, tmp_path):
     index.save(tmp_path)
     fresh = KeywordIndex(tokenizer)
     assert fresh.load(tmp_path, 1) and fresh.search("客户", 3) == [] and len(fresh) == 0
+
+
+def test_a_query_is_cut_again_when_the_dictionary_grew_but_no_chunk_changed():
+    tokenizer = ChineseTokenizer()  # its own: terms are added
+    index = KeywordIndex(tokenizer)
+    index.build(_entries(tokenizer, {"p1": ("a.md", "公有云和私有云的报价不同。")}))
+    before = index.query_tokens("飞鹰云报价")
+    tokenizer.add_terms(["飞鹰云"])  # a new term no chunk contains: the update indexes nothing
+    index.update(synced=SyncPoint(1, 2, frozenset({"飞鹰云"})))
+    assert index.query_tokens("飞鹰云报价") == tokenizer.tokens("飞鹰云报价") != before
+
+
+def test_a_segment_file_left_empty_by_a_crash_makes_the_index_unreadable_not_an_error(tokenizer, tmp_path):
+    _saved(tokenizer, tmp_path)
+    segment = next(p for p in tmp_path.iterdir() if p.name.startswith("seg-"))
+    (segment / "tf.npy").write_bytes(b"")  # renamed into place, never flushed
+    fresh = KeywordIndex(tokenizer)
+    assert not fresh.load(tmp_path, 7) and fresh.synced is None
+
+
+def test_an_index_that_failed_to_load_is_replaced_by_one_of_the_same_catalogue_state(tokenizer, tmp_path):
+    _saved(tokenizer, tmp_path, version=3)
+    segment = next(p for p in tmp_path.iterdir() if p.name.startswith("seg-"))
+    (segment / "indices.npy").write_bytes(b"broken")
+    rebuilt = KeywordIndex(tokenizer)
+    assert not rebuilt.load(tmp_path, 7)
+    rebuilt.build(_entries(tokenizer))  # what the caller does: index the catalogue, then save
+    rebuilt.synced = SyncPoint(7, 3, frozenset({"友商A"}))
+    assert rebuilt.save(tmp_path)  # else every new process re-indexes until the catalogue changes
+    assert KeywordIndex(tokenizer).load(tmp_path, 7)
+
+
+def test_segments_a_replaced_manifest_named_get_the_whole_grace_period(tokenizer, tmp_path):
+    _saved(tokenizer, tmp_path, gc_grace_s=60)
+    for entry in tmp_path.iterdir():
+        os.utime(entry, (1, 1))  # that manifest has been the current one for long
+    first = {p.name for p in tmp_path.iterdir() if p.name.startswith("seg-")}
+    other = _built(tokenizer, gc_grace_s=60)  # another process, with segments of its own
+    other.synced = SyncPoint(7, 4)
+    assert other.save(tmp_path)
+    # a process that read the old manifest a moment ago may still be loading its segments
+    assert first <= {p.name for p in tmp_path.iterdir()}

@@ -254,3 +254,33 @@ def test_without_a_chroma_folder_the_bm25_index_is_saved_where_keyword_path_says
     assert [h.chunk.id for h in open_kb().search("今年预算没了", k=5)] == expected
     assert _read_since(start) == 0
     engine.dispose()
+
+
+def test_a_passage_added_again_with_the_same_text_and_a_new_title_is_indexed_again(make_kb):
+    kb = make_kb()
+    text = "交付周期通常是四周，私有化部署另加两周。"
+    kb.add_passages(
+        [{"id": "q1", "text": text, "title": "交付周期"}, {"id": "q2", "text": "年框合同可以分期付款。"}]
+    )
+    kb.search("交付周期", k=1)
+    kb.add_passages([{"id": "q1", "text": text, "title": "飞鹰云实施方案"}])  # same content hash
+    assert [h.chunk.id for h in kb.search("飞鹰云实施方案", k=1)] == kb.catalog.chunk_ids("q1")
+    _same_as_a_full_rebuild(kb, ("飞鹰云实施方案", "交付周期", "分期付款"))
+
+
+def test_chunks_re_cut_for_a_new_term_keep_the_terms_another_process_added(make_kb, corpus):
+    from knowledge_base.ingest import embedding_text
+    from knowledge_base.keyword_index import ChineseTokenizer, join_tokens
+
+    first = make_kb("shared")
+    first.ingest([corpus])
+    second = make_kb("shared")  # another process, started before the first one adds a term
+    first.add_terms(["总拥有成本"])
+    second.add_terms(["客户关注"])  # re-cuts chunks that also name the first process's term
+    fresh = ChineseTokenizer(second.catalog.terms())
+    affected = second.catalog.chunks_containing(["客户关注"])
+    assert affected and any("总拥有成本" in text for _, text in affected)
+    stored = {cid: tokens for cid, _, _, tokens in second.catalog.chunk_tokens(ids=[c for c, _ in affected])}
+    for cid, chunk in second.catalog.get_chunks(stored).items():
+        doc = second.catalog.document(chunk.doc_path)
+        assert stored[cid] == join_tokens(fresh.tokens(embedding_text(doc, chunk)))

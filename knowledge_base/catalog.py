@@ -120,6 +120,10 @@ def _revision(row) -> str:
     return f"{row.content_hash}@{row.ingested_at}"
 
 
+# read as the stored text: parsing 100k datetimes only to print them again costs ~1 s
+_INGESTED_AT_TEXT = sa.cast(kb_documents.c.ingested_at, sa.String).label("ingested_at")
+
+
 class Catalog:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -157,7 +161,7 @@ class Catalog:
         """path -> revision (see ``_revision``) of every document."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(kb_documents.c.path, kb_documents.c.content_hash, kb_documents.c.ingested_at)
+                sa.select(kb_documents.c.path, kb_documents.c.content_hash, _INGESTED_AT_TEXT)
             )
             return {r.path: _revision(r) for r in rows}
 
@@ -300,7 +304,7 @@ class Catalog:
             kb_chunks.c.id,
             kb_chunks.c.doc_path,
             kb_documents.c.content_hash,
-            kb_documents.c.ingested_at,
+            _INGESTED_AT_TEXT,
             kb_chunks.c.tokens,
         ).join(kb_documents, kb_documents.c.path == kb_chunks.c.doc_path)
 

@@ -187,7 +187,7 @@ class _State:
 
     parts: tuple[_Part, ...]
     offsets: tuple[int, ...]
-    tfc: tuple[np.ndarray, ...]  # per part: the tf component of each posting, for the live average length
+    norms: tuple[np.ndarray, ...]  # per part: the length normalisation of each chunk (live average length)
     ids: list[str]  # chunk id of each position (the parts' chunks, in order)
     doc_codes: np.ndarray
     dead: np.ndarray | None  # bool per position, None = none
@@ -338,7 +338,7 @@ class KeywordIndex:
         return _State(
             parts=tuple(parts),
             offsets=tuple(offsets),
-            tfc=tuple(segs.tf_component(p.seg, avg_len, self.k1, self.b) for p in parts),
+            norms=tuple(segs.length_norm(p.seg, avg_len, self.k1, self.b) for p in parts),
             ids=[cid for p in parts for cid in p.seg.ids],
             doc_codes=(
                 np.concatenate([p.doc_codes for p in parts]) if parts else np.zeros(0, dtype=np.int32)
@@ -481,7 +481,7 @@ class KeywordIndex:
         if not len(found):
             return None
         scores = np.zeros(len(state.ids), dtype=np.float32)
-        for part, offset, tfc in zip(state.parts, state.offsets, state.tfc, strict=True):
+        for part, offset, norm in zip(state.parts, state.offsets, state.norms, strict=True):
             inside = found[found < len(part.g2l)]
             local = part.g2l[inside]
             spans = [
@@ -494,10 +494,10 @@ class KeywordIndex:
             n = len(part.seg)
             if len(spans) == 1:
                 a, b, w = spans[0]
-                scores[offset + part.seg.indices[a:b]] = tfc[a:b] * w
+                scores[offset + part.seg.indices[a:b]] = segs.tf_component(part.seg, norm, a, b) * w
                 continue
             idx = np.concatenate([part.seg.indices[a:b] for a, b, _ in spans])
-            val = np.concatenate([tfc[a:b] * w for a, b, w in spans])
+            val = np.concatenate([segs.tf_component(part.seg, norm, a, b) * w for a, b, w in spans])
             scores[offset : offset + n] = np.bincount(idx, weights=val, minlength=n)
         if state.dead is not None:
             scores[state.dead] = 0.0

@@ -124,6 +124,19 @@ def test_any_sequence_of_updates_and_merges_equals_a_full_rebuild(
         assert _ranked(index, query) == _ranked(fresh, query)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.sampled_from("甲乙丙丁戊己"), max_size=6), max_size=12),
+    data=st.data(),
+)
+def test_live_document_frequency_counts_each_token_in_live_chunks_only(docs, data):
+    seg = bm25_segments.build_segment((f"c{i}", "d.md", "h", " ".join(t)) for i, t in enumerate(docs))
+    live = np.asarray(data.draw(st.lists(st.booleans(), min_size=len(docs), max_size=len(docs))), dtype=bool)
+    expected = [sum(1 for i, t in enumerate(docs) if live[i] and token in t) for token in seg.vocab]
+    assert bm25_segments.live_df(seg, live).tolist() == expected
+    assert bm25_segments.live_df(seg, None).tolist() == [sum(token in t for t in docs) for token in seg.vocab]
+
+
 def test_only_the_added_chunks_are_read(tokenizer):
     index = _built(tokenizer)
     before = bm25_segments.tokens_read()

@@ -31,6 +31,27 @@ def test_quiet_only_after_the_last_acknowledgement_and_a_calm_period():
     assert time.monotonic() - t >= 0.1  # the calm period after the last acknowledgement
 
 
+def test_after_the_calm_wait_gives_up_a_job_still_starts_between_two_acknowledgements():
+    acks = PendingAcks()
+    owed = threading.Event()
+    released = threading.Event()
+
+    def owe_for(seconds: float) -> None:
+        with acks.owed():
+            owed.set()
+            time.sleep(seconds)
+            released.set()  # the acknowledgement is sent as the block ends
+
+    owing = threading.Thread(target=owe_for, args=(0.16,))
+    owing.start()
+    owed.wait(5)
+    t = time.monotonic()
+    assert not acks.wait_until_quiet(quiet=0.05, timeout=0.1)  # no calm within 0.1 s ...
+    assert released.is_set()  # ... so it returned once the acknowledgement was sent, not at 0.1 s
+    assert time.monotonic() - t >= 0.12
+    owing.join()
+
+
 def test_a_job_submitted_while_an_acknowledgement_is_owed_starts_after_it(monkeypatch):
     acks = PendingAcks()
     monkeypatch.setattr("copilot.jobs.inprocess.pending_acks", acks)

@@ -125,7 +125,7 @@ class KnowledgeBase:
             new = self.catalog.add_terms(terms, recut)
             if not new:
                 return 0
-            self.tokenizer.add_terms(new)
+            self.tokenizer.add_terms(new)  # also when no chunk had a new term (``recut`` not called)
             self._terms_version += 1
             self._marker = None
             return len(new)

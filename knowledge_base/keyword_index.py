@@ -228,10 +228,9 @@ class KeywordIndex:
         return len(self._state.parts)
 
     # ------------------------------------------------------------------ writing
-    def build(self, entries: Iterable[tuple[str, str, str] | Entry]) -> None:
-        """Replace the whole index: ``entries`` are (chunk id, doc path, space-joined tokens), optionally
-        with the document's content hash before the tokens."""
-        seg = segs.build_segment(e if len(e) == 4 else (e[0], e[1], "", e[2]) for e in entries)
+    def build(self, entries: Iterable[Entry]) -> None:
+        """Replace the whole index with ``entries`` (chunk id, doc path, doc revision, space-joined tokens)."""
+        seg = segs.build_segment(entries)
         with self._write_lock:
             self._state = self._make_state([seg] if len(seg) else [], [None] if len(seg) else [], {}, {})
             self._query_cache = {}

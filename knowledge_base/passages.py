@@ -54,7 +54,7 @@ class PassageIndex:
                 self.vectors.upsert(ids[start:end], vectors, [{"doc_path": i} for i in ids[start:end]])
         if self.mode != "dense":
             self.keywords.build(
-                (i, i, join_tokens(self.tokenizer.tokens(t))) for i, t in zip(ids, texts, strict=True)
+                (i, i, "", join_tokens(self.tokenizer.tokens(t))) for i, t in zip(ids, texts, strict=True)
             )
         return len(ids)
 

@@ -8,13 +8,24 @@ from copilot.errors import AppError
 from copilot.users import UserDirectory
 
 
-def customer_for(user: User, customer_id: str, *, crm: CRM, users: UserDirectory) -> CustomerSnapshot:
+def customer_not_found(customer_id: str) -> AppError:
+    """One answer for a missing customer and one the user may not see: existence cannot be probed."""
+    return AppError("customer_not_found", f"客户 {customer_id[:64]} 不存在。")
+
+
+def customer_for(
+    user: User, customer_id: str, *, crm: CRM, users: UserDirectory, hide: bool = True
+) -> CustomerSnapshot:
+    """The customer if ``user`` may see it; else the same 404 as a missing one. ``hide=False`` answers
+    403 instead, where the caller already knows the customer (e.g. applying the rep's own suggestion)."""
     snapshot = crm.get_customer(customer_id)
     if snapshot is None:
-        raise AppError("customer_not_found", f"客户 {customer_id} 不存在。")
+        raise customer_not_found(customer_id)
     owners = users.visible_owner_ids(user)
     if owners is not None and snapshot.owner_user_id not in owners:
-        raise AppError("forbidden", "无权查看该客户：只能查看自己（经理为本团队）负责的客户。")
+        if hide:
+            raise customer_not_found(customer_id)
+        raise AppError("forbidden", "无权操作该客户：只能操作自己（经理为本团队）负责的客户。")
     return snapshot
 
 

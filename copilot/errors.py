@@ -34,6 +34,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "payload_too_large": (413, "上传文件过大。"),
     "unsupported_media": (415, "不支持的文件格式。"),
     "rate_limited": (429, "请求过于频繁，请稍后再试。"),
+    "csrf_failed": (403, "请求来源校验失败，请刷新页面后重试。"),
+    "upload_quota_exceeded": (429, "今日上传量已达上限，请明天再试或联系管理员。"),
     "llm_unavailable": (503, "大模型服务暂不可用，已改用离线模式。"),
     "db_unavailable": (503, "数据库暂不可用，请稍后重试。"),
     "model_unavailable": (503, "本地模型不可用。"),
@@ -149,6 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
             403: "forbidden",
             404: "not_found",
             405: "method_not_allowed",
+            413: "payload_too_large",
         }.get(exc.status_code, "http_error")
         detail = (
             CATALOGUE.get(code, (0, "请求无法处理。"))[1]

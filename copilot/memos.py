@@ -6,9 +6,11 @@
     pipeline.view(user, memo_id)                                 # status, transcript, visit record, draft
     pipeline.confirm(user, memo_id, {"notes": "…"})              # the rep confirms (edits) the visit log
 
-The upload is written to disk before anything else and is never deleted, so a memo that fails (corrupt,
-silent, too long) or whose process dies mid-transcription is not lost: failures are stored as
-``{"code", "message"}`` (Chinese), and ``resume_pending()`` re-queues memos left queued/processing.
+The upload is written to disk before anything else, so a memo that fails (corrupt, silent, too long) or
+whose process dies mid-transcription is not lost: failures are stored as ``{"code", "message"}``
+(Chinese), and ``resume_pending()`` re-queues memos left queued/processing. The upload of a failed memo
+is deleted after COPILOT_FAILED_UPLOAD_RETENTION_DAYS, and each user may upload COPILOT_UPLOAD_QUOTA_BYTES
+per 24 hours (features/memos/upload_limits.py).
 Confirming the draft visit log goes through the CRM write-back path (``copilot.writeback.apply``: audit,
 outbox, idempotent CRM write) under the key ``"{memo_id}:log_visit"``; its status is read back from the
 outbox, so the memo row needs no extra column. Logs carry memo ids only, never transcript text.
@@ -22,7 +24,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from sqlalchemy import Engine, insert, select, update
 from copilot.access import customer_for
 from copilot.domain import ProposedChange, User
 from copilot.errors import AppError
+from copilot.features.memos.upload_limits import check_quota, purge_failed_uploads
 from copilot.storage import tables as t
 from copilot.voice import ModelUnavailable
 from copilot.voice.decode import AudioError, decode_audio, detect_format
@@ -86,8 +89,12 @@ class MemoPipeline:
         suggest: SuggestFn | None = None,
         kb: Callable[[], Any] | None = None,
         embedder: Callable[[], Any] | None = None,
+        quota_bytes: int = 0,
+        failed_retention: timedelta | None = None,
     ) -> None:
         self.engine = engine
+        self.quota_bytes = quota_bytes  # per user per 24 h; 0 = none
+        self.failed_retention = failed_retention  # uploads of failed memos are deleted after it
         self.crm = crm
         self.users = users
         self.uploads_dir = Path(uploads_dir)
@@ -108,6 +115,8 @@ class MemoPipeline:
         customer_for(user, customer_id, crm=self.crm, users=self.users)
         if len(data) > self.max_bytes:
             raise AppError("payload_too_large", f"文件过大：最大支持 {self.max_bytes // (1024 * 1024)} MB。")
+        check_quota(self.engine, user.id, len(data), quota_bytes=self.quota_bytes)
+        self.purge_failed()
         memo_id = f"memo_{secrets.token_hex(8)}"
         path = self._store(memo_id, data)
         when = recorded_at or datetime.now().astimezone()
@@ -120,6 +129,16 @@ class MemoPipeline:
             )  # fmt: skip
         logger.info("memo %s uploaded by user %s (%d bytes)", memo_id, user.id, len(data))
         return memo_id
+
+    def purge_failed(self) -> int:
+        """Delete uploads of memos that failed longer ago than the retention (never raises)."""
+        if self.failed_retention is None:
+            return 0
+        try:
+            return purge_failed_uploads(self.engine, older_than=self.failed_retention)
+        except Exception as exc:  # noqa: BLE001 -- housekeeping must not fail an upload
+            logger.warning("purging failed uploads failed: %s", type(exc).__name__)
+            return 0
 
     def _store(self, memo_id: str, data: bytes) -> Path:
         # The name is ours (id + sniffed format), never the client's file name.
@@ -147,6 +166,7 @@ class MemoPipeline:
     def resume_pending(self) -> list[str]:
         """Re-queue memos a previous process left queued or processing (their uploads are on disk).
         On Redis the queue itself keeps (and re-delivers) jobs across restarts, so nothing is done."""
+        self.purge_failed()
         if self._remote_jobs:
             return []
         with self.engine.connect() as conn:
@@ -250,14 +270,14 @@ class MemoPipeline:
     def view(self, user: User, memo_id: str) -> dict[str, Any]:
         """The memo for its owner or a manager who sees the owner; AppError 404/403 otherwise."""
         row = self._row(memo_id)
-        if row is None:
-            raise AppError("not_found", f"录音纪要 {memo_id} 不存在。")
-        owners = self.users.visible_owner_ids(user)
-        if row.user_id != user.id and (
-            not user.is_manager or (owners is not None and row.user_id not in owners)
-        ):
-            raise AppError("forbidden", "无权查看该录音纪要：只有上传人及其经理可以查看。")
+        if row is None or not self._may_see(user, row):  # the same 404 either way: no probing
+            raise AppError("not_found", f"录音纪要 {memo_id[:64]} 不存在。")
         return self.to_json(row)
+
+    def _may_see(self, user: User, row: Any) -> bool:
+        """The uploader, and managers (admins) who see the uploader."""
+        owners = self.users.visible_owner_ids(user)
+        return row.user_id == user.id or (user.is_manager and (owners is None or row.user_id in owners))
 
     # -- confirming the draft visit log -------------------------------------------------------------
     def confirm(self, user: User, memo_id: str, edited: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -268,11 +288,11 @@ class MemoPipeline:
         changes nothing; the first confirmation's fields stand. Only the uploader may confirm (a manager
         sees the memo but does not speak for the rep). Returns the memo view with ``confirmation``."""
         row = self._row(memo_id)
-        if row is None:
-            raise AppError("not_found", f"录音纪要 {memo_id} 不存在。")
-        if row.user_id != user.id:
+        if row is None or not self._may_see(user, row):
+            raise AppError("not_found", f"录音纪要 {memo_id[:64]} 不存在。")
+        if row.user_id != user.id:  # a manager sees the memo but does not speak for the rep
             raise AppError("forbidden", "只有上传该录音的销售本人可以确认拜访日志。")
-        customer_for(user, row.customer_id, crm=self.crm, users=self.users)  # still theirs?
+        customer_for(user, row.customer_id, crm=self.crm, users=self.users, hide=False)  # still theirs?
         if row.status != "done" or not row.visit_record:
             raise AppError(
                 "conflict", "录音纪要尚未处理完成（或处理失败），暂时不能确认拜访日志。", status=409
@@ -487,6 +507,8 @@ def memo_pipeline(services: Services) -> MemoPipeline:
             suggest=_agent_suggest(services),
             kb=lambda: _kb_if_cheap(services),
             embedder=lambda: _loaded(services, "embedder"),
+            quota_bytes=cfg.upload_quota_bytes,
+            failed_retention=timedelta(days=cfg.failed_upload_retention_days),
         )
 
     return services._once("_memo_pipeline", build)

@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     # Background write-back: outbox delivery every N seconds (0 = off), CRM sync-back every M seconds.
     outbox_interval_s: float = 30.0
     crm_sync_interval_s: float = 600.0
+    # Security (SECURITY.md): request bodies, web sessions, login links, abuse limits, headers.
+    max_json_bytes: int = 1024 * 1024  # every request body but memo uploads and platform callbacks
+    https: bool = False  # served over HTTPS (e.g. behind nginx): Secure cookies and HSTS
+    session_idle_minutes: int = 720  # a web session ends after this long without a request
+    session_max_hours: int = 168  # … and this long after the login, whatever happens
+    login_code_minutes: int = 10  # one-time login links (`copilot users login-link`)
+    metrics_token: str | None = None  # when set, GET /metrics needs `Authorization: Bearer <it>`
+    api_docs: bool = True  # /docs (Swagger UI, served from the installed package, no CDN)
+    rate_limits: bool = True
+    rate_limit_login: str = "10/15 minutes"  # failed logins per client address
+    rate_limit_expensive: str = "60/minute"  # per user: chat, KB search, suggestions, digest
+    rate_limit_uploads: str = "30/hour"  # per user: memo uploads
+    upload_quota_bytes: int = 500 * 1024 * 1024  # per user, per 24 hours (memo uploads)
+    failed_upload_retention_days: float = 7.0  # the audio of a failed memo is deleted after this
 
     llm: LLMSettings = Field(default_factory=LLMSettings)
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)

@@ -28,6 +28,13 @@ from copilot.agent.offline_planner import PlanResult, clean_change, fingerprint,
 from copilot.agent.rules import Facts, RuleStore, customer_facts, evaluate
 from copilot.domain import Citation, ProposedChange, Suggestion, User
 from copilot.errors import AppError
+from copilot.features.writeback.change_fields import (
+    MAX_YEAR,
+    MIN_YEAR,
+    InvalidChange,
+    check_people,
+    validate_change,
+)
 from copilot.llm.chat_model import ChatModel
 from copilot.storage import tables as t
 from copilot.users import UserDirectory
@@ -44,14 +51,20 @@ _BATTLECARD_PREFIX = re.compile(r"^(竞品攻防卡|竞品对比|竞品分析|�
 
 
 def parse_as_of(value: str | date | None) -> date:
+    """The day treated as today; 422 for a malformed one or one outside 2000–2099 (date arithmetic
+    on 0001-01-01 or 9999-12-31 overflows)."""
     if value is None or value == "":
         return datetime.now(UTC).date()
     if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError as exc:
-        raise AppError("validation_error", f"日期格式应为 YYYY-MM-DD：{value}") from exc
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value)[:10])
+        except ValueError as exc:
+            raise AppError("validation_error", f"日期格式应为 YYYY-MM-DD：{str(value)[:20]}") from exc
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise AppError("validation_error", f"as_of 应在 {MIN_YEAR}-01-01 至 {MAX_YEAR}-12-31 之间。")
+    return day
 
 
 def competitor_names(kb: KnowledgeBase | None) -> list[str]:
@@ -270,9 +283,16 @@ def _edit_values(row: Any, edited: dict[str, Any]) -> dict[str, Any]:
             raise AppError("validation_error", "修改后的 CRM 变更不合法（op 或字段有误）。")
         op = raw.get("op") or current.get("op")
         base = dict(current.get("fields") or {}) if op == current.get("op") else {}
-        change = clean_change({"op": op, "fields": {**base, **(raw.get("fields") or {})}}, row.customer_id)
+        given = raw.get("fields") or {}
+        if given.get("customer_id", row.customer_id) != row.customer_id:  # the customer is the suggestion's
+            raise AppError("validation_error", "不能修改客户：CRM 变更只能写入该建议所属的客户。")
+        change = clean_change({"op": op, "fields": {**base, **given}}, row.customer_id)
         if change is None:
             raise AppError("validation_error", "修改后的 CRM 变更不合法（op 或字段有误）。")
+        try:
+            change = replace(change, fields=validate_change(change.op, change.fields))
+        except InvalidChange as exc:
+            raise AppError("validation_error", str(exc)) from None
         out["proposed_change"] = _change_json(change)
     elif "title" in out and current.get("op") == "create_task":
         fields = dict(current.get("fields") or {})
@@ -380,7 +400,8 @@ class Suggester:
         row = self.store.get(suggestion_id)
         if row is None or row.user_id != user.id:
             raise AppError("not_found", "建议不存在。")
-        customer_for(user, row.customer_id, crm=self.crm, users=self.users)
+        # The rep's own suggestion: a customer they may no longer see is a 403, not a hidden 404.
+        snapshot = customer_for(user, row.customer_id, crm=self.crm, users=self.users, hide=False)
         if row.status == "dismissed":
             raise AppError("conflict", "该建议已忽略，不能执行。", status=409)
         if not row.proposed_change:
@@ -388,12 +409,14 @@ class Suggester:
         if fields is not None:
             wanted = _edit_values(row, {"proposed_change": {"fields": fields}})["proposed_change"]
             _check_change(wanted)
+            self._check_people(user, snapshot, wanted)
             if wanted != row.proposed_change:
                 self.store.feedback(user.id, suggestion_id, "edit", comment=None,
                                     edited={"proposed_change": wanted}, channel=channel)  # fmt: skip
                 row = self.store.get(suggestion_id)
         change = row.proposed_change
         _check_change(change)
+        self._check_people(user, snapshot, change)
         change = {
             "op": change["op"],
             "fields": {**(change.get("fields") or {}), "customer_id": row.customer_id},
@@ -430,6 +453,14 @@ class Suggester:
             raise AppError("validation_error", str(exc)) from exc
         fresh = self.store.get(suggestion_id)
         return {"suggestion": _row_to_suggestion(fresh).to_json(), "result": result.to_json()}
+
+    def _check_people(self, user: User, snapshot: CustomerSnapshot, change: dict[str, Any]) -> None:
+        """A task's owner (a visit's or note's author) is the customer's owner or in ``user``'s scope."""
+        try:
+            check_people(change["op"], change.get("fields") or {}, customer_owner=snapshot.owner_user_id,
+                         allowed=self.users.visible_owner_ids(user), exists=self.users.get)  # fmt: skip
+        except InvalidChange as exc:
+            raise AppError("validation_error", str(exc)) from None
 
 
 def _check_change(change: dict[str, Any] | None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from connectors.crm.base import CustomerSnapshot, Opportunity, Task, Visit
+from copilot.agent.rules_schema import RulesError, check_schema, load_yaml
 from copilot.domain import ACTION_TYPES
 
 RULE_KINDS = (
@@ -30,10 +31,6 @@ RULE_KINDS = (
     "competitor",
     "discount_request",
 )
-
-
-class RulesError(ValueError):
-    """The rules file is invalid; the message (Chinese) says what to fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +88,7 @@ def _strs(value: Any, where: str) -> tuple[str, ...]:
 
 def parse_rules(data: Any) -> RuleSet:
     """Validate a rules document (parsed YAML/JSON); RulesError names the field to fix."""
+    check_schema(data)  # types and sizes first (rules_schema.py)
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RulesError("规则文件必须是对象，且包含 rules 列表")
     rules: list[Rule] = []
@@ -138,11 +136,8 @@ def default_rules_text() -> str:
 
 
 def load_rules_text(text: str) -> RuleSet:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesError(f"规则文件不是合法的 YAML：{exc}") from exc
-    return parse_rules(data)
+    """Parse rules YAML: bounded, no aliases or anchors, schema-checked (rules_schema.py)."""
+    return parse_rules(load_yaml(text))
 
 
 class RuleStore:

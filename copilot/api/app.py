@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Receive, Scope, Send
 
+from copilot.api.guard import RequestGuard
 from copilot.api.metrics import MetricsMiddleware
+from copilot.api.rate_limits import RateLimits
 from copilot.api.request_ids import RequestIdMiddleware
 from copilot.api.routes import (
     adoption,
     channels,
     chat,
     customers,
+    docs,
     health,
     kb,
     memos,
@@ -26,22 +27,13 @@ from copilot.api.routes import (
     suggestions,
     web,
 )
+from copilot.api.security_headers import SecurityHeadersMiddleware
 from copilot.api.webhook_fast_path import WebhookFastPath
 from copilot.errors import install_error_handlers
 from copilot.services import Services
 from copilot.writeback.delivery import OutboxLoop
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
-
-
-def _session_secret(home: Path) -> str:
-    """A per-installation secret for signing session cookies, created once in COPILOT_HOME."""
-    path = home / "session.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
 
 
 @asynccontextmanager
@@ -67,22 +59,20 @@ class CopilotAPI(FastAPI):
 
 def create_app(services: Services) -> FastAPI:
     app = CopilotAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API",
-                  lifespan=_lifespan)  # fmt: skip
+                  lifespan=_lifespan, docs_url=None, redoc_url=None)  # fmt: skip
     app.state.services = services
     app.state.metrics = services.metrics
+    app.state.rate_limits = RateLimits.from_settings(services.settings)
 
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=_session_secret(services.settings.home),
-        session_cookie="copilot_session",
-        same_site="lax",
-        https_only=False,
-    )
+    # Innermost first: the guard decides before any body is read (SECURITY.md).
+    app.add_middleware(RequestGuard, services=services, limits=app.state.rate_limits)
+    app.add_middleware(SecurityHeadersMiddleware, https=services.settings.https)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: error bodies and logs carry the id
     install_error_handlers(app)
     for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption, notifications):
         app.include_router(module.router)
+    docs.install(app, enabled=services.settings.api_docs)  # Swagger UI from the installed package
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.fast_path = WebhookFastPath(partial(FastAPI.__call__, app), services, app.state.metrics)
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from copilot.api.auth import Credential, cached, remember, resolve
 from copilot.domain import User
 from copilot.errors import AppError
 from copilot.services import Services
@@ -19,15 +20,19 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_user_or_none(request: Request, services: ServicesDep) -> User | None:
-    header = request.headers.get("authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return services.users.authenticate(token.strip())
-    user_id = request.session.get("user_id") if "session" in request.scope else None
-    return services.users.get(user_id) if user_id else None
+def current_credential(request: Request, services: ServicesDep) -> Credential | None:
+    """The bearer token or web session of the request (resolved once, by the guard when it ran)."""
+    known, credential = cached(request.scope)
+    if not known:
+        credential = resolve(services, request.headers)
+        remember(request.scope, credential)
+    return credential
+
+
+def current_user_or_none(
+    credential: Annotated[Credential | None, Depends(current_credential)],
+) -> User | None:
+    return credential.user if credential is not None else None
 
 
 def current_user(user: Annotated[User | None, Depends(current_user_or_none)]) -> User:

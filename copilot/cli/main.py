@@ -43,13 +43,16 @@ def serve(
     """启动 Web/API 服务（默认 http://127.0.0.1:8000）。"""
     import uvicorn
 
+    from copilot.api.access_log import log_config  # request lines without query strings (credentials)
+
     if workers > 1:  # each process builds its own services from the environment
         uvicorn.run("copilot.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", access_log=access_log)  # fmt: skip
+                    log_level="info", access_log=access_log, log_config=log_config())  # fmt: skip
         return
     from copilot.api.app import create_app
 
-    uvicorn.run(create_app(services()), host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(create_app(services()), host=host, port=port, log_level="info", access_log=access_log,
+                log_config=log_config())  # fmt: skip
 
 
 @app.command()
@@ -72,9 +75,15 @@ def run(
     tokens = seed_if_empty(svc, progress=typer.echo)
     base = f"http://{host}:{port}"
     typer.echo("\n销售副驾已就绪：" + base)
-    for t in tokens:
-        typer.echo(f"  {t['label']}（{t['user_id']}）登录链接：{base}/login?token={t['token']}")
-    typer.echo("  也可在登录页粘贴令牌；API 调用使用 Authorization: Bearer <令牌>\n")
+    from copilot.identity.login_codes import login_codes_for
+
+    codes = login_codes_for(svc)
+    for t in tokens:  # one-time codes, never the API token itself (links end up in histories and logs)
+        typer.echo(f"  {t['label']}（{t['user_id']}）登录链接：{base}/login?code={codes.mint(t['user_id'])}")
+    typer.echo(
+        f"  链接 {svc.settings.login_code_minutes} 分钟内有效、只能使用一次；过期后运行 copilot users login-link 用户ID 重新获取。\n"
+        f"  API 调用使用 Authorization: Bearer <令牌>（演示令牌保存在 {svc.settings.home / 'demo_logins.json'}）\n"
+    )
     serve(host=host, port=port)
 
 
@@ -91,11 +100,41 @@ def users_token(user_id: str, as_json: JsonOpt = False) -> None:
         typer.echo(token)
 
 
+@users_app.command("login-link")
+def users_login_link(
+    user_id: str,
+    base_url: Annotated[str, typer.Option("--base-url", help="服务地址")] = "http://127.0.0.1:8000",
+    as_json: JsonOpt = False,
+) -> None:
+    """生成一次性网页登录链接（默认 10 分钟内有效，只能使用一次；不含 API 令牌）。"""
+    from copilot.identity.login_codes import login_codes_for
+
+    svc = services()
+    try:
+        code = login_codes_for(svc).mint(user_id)
+    except LookupError:
+        fail(f"用户 {user_id} 不存在（先用 copilot crm import 导入用户）")
+    url = f"{base_url.rstrip('/')}/login?code={code}"
+    minutes = svc.settings.login_code_minutes
+    if as_json:
+        emit_json({"user_id": user_id, "url": url, "expires_in_s": minutes * 60})
+    else:
+        typer.echo(url)
+        typer.secho(f"{minutes} 分钟内有效，只能使用一次。", err=True)
+
+
 @users_app.command("revoke")
 def users_revoke(user_id: str, as_json: JsonOpt = False) -> None:
-    """吊销用户的全部令牌。"""
-    n = services().users.revoke_tokens(user_id)
-    emit_json({"user_id": user_id, "revoked": n}) if as_json else typer.echo(f"已吊销 {n} 个令牌")
+    """吊销用户的全部令牌，并结束其全部网页会话。"""
+    from copilot.identity.sessions import sessions_for
+
+    svc = services()
+    n = svc.users.revoke_tokens(user_id)
+    ended = sessions_for(svc).end_for_user(user_id)
+    if as_json:
+        emit_json({"user_id": user_id, "revoked": n, "sessions_ended": ended})
+    else:
+        typer.echo(f"已吊销 {n} 个令牌，结束 {ended} 个网页会话")
 
 
 @crm_app.command("import")

@@ -183,4 +183,5 @@ channel_streams = Table(
 )
 
 from copilot.adoption import tables as _adoption_tables  # noqa: E402,F401  (ratings, annotations: on this metadata)
+from copilot.identity import tables as _identity_tables  # noqa: E402,F401  (web sessions, login codes)
 from copilot.writeback import tables as _writeback_tables  # noqa: E402,F401  (outcomes, notifications)

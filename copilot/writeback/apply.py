@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from connectors.crm.base import CRM, StageUpdate, draft_fields, draft_for
 from connectors.crm.errors import CRMError
+from copilot.features.writeback.change_fields import validate_change
 from copilot.writeback import audit, outbox
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def apply_change(
     message) if the change is invalid.
     """
     op = str(change.get("op", ""))
-    draft = draft_for(op, dict(change.get("fields") or {}))
+    draft = draft_for(op, validate_change(op, change.get("fields") or {}))  # InvalidChange is a ValueError
     payload = draft_fields(draft)
     now = now or outbox.utcnow()
     before = _before(crm, op, draft) if outbox.get(engine, key) is None else None

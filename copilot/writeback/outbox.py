@@ -20,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.crm.base import CRM, draft_for, write
 from connectors.crm.errors import CRMError, CRMRejected, CRMUnavailable
+from copilot.errors import db_unavailable
+from copilot.features.writeback.change_fields import validate_change
 from copilot.storage.tables import outbox
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class RetryPolicy:
     base_delay_s: float = 2.0
     max_delay_s: float = 3600.0
     max_attempts: int = 10
+    max_error_attempts: int = 3  # unexpected (non-CRM) errors: then the row fails instead of looping
     lease_s: float = 120.0  # longer than any single CRM call (client timeouts are ~10 s per request)
 
     def delay(
@@ -178,9 +181,8 @@ def deliver_row(
     attempts = row["attempts"] + 1
     values: dict[str, Any] = {"attempts": attempts, "locked_until": None}
     try:
-        ref = write(
-            crm, row["op"], draft_for(row["op"], row["payload"]), idempotency_key=row["idempotency_key"]
-        )
+        draft = draft_for(row["op"], validate_change(row["op"], row["payload"]))  # ValueError: never writable
+        ref = write(crm, row["op"], draft, idempotency_key=row["idempotency_key"])
     except CRMUnavailable as exc:
         if attempts >= policy.max_attempts:
             values |= {"status": FAILED, "last_error": f"已重试 {attempts} 次仍未成功。{exc.user_message}"}
@@ -195,6 +197,8 @@ def deliver_row(
         values |= {"status": FAILED, "last_error": message}
         outcome = DeliveryReport(failed=1)
         logger.warning("outbox %s rejected (status %s)", row_id, getattr(exc, "status", None))
+    except Exception as exc:  # noqa: BLE001 -- a bug or a value the adapter cannot store: never loop
+        outcome = _unexpected(row_id, attempts, exc, values, now, policy, rng)
     else:
         values |= {"status": DELIVERED, "result": ref.to_json(), "delivered_at": now, "last_error": None}
         outcome = DeliveryReport(delivered=1)
@@ -203,6 +207,38 @@ def deliver_row(
         conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
     if outcome.failed and on_failed is not None:
         on_failed({**row, **values})
+    return outcome
+
+
+def _unexpected(
+    row_id: int,
+    attempts: int,
+    exc: Exception,
+    values: dict[str, Any],
+    now: datetime,
+    policy: RetryPolicy,
+    rng: Callable[[], float],
+) -> DeliveryReport:
+    """An error that is not the CRM's answer. The database being unreachable is transient (retried
+    like a CRM outage); anything else (a programming error, a value the adapter's storage refuses) is
+    retried ``policy.max_error_attempts`` times, in case it was a fluke, then the row is ``failed``
+    and the rep notified. Either way the row's attempts and lease are recorded: it never loops."""
+    transient = db_unavailable(exc)
+    limit = policy.max_attempts if transient else policy.max_error_attempts
+    if attempts >= limit:
+        values |= {
+            "status": FAILED,
+            "last_error": f"写入 CRM 时出错（{type(exc).__name__}），已尝试 {attempts} 次。",
+        }
+        outcome = DeliveryReport(failed=1)
+    else:
+        delay = policy.delay(attempts, None, rng)
+        values |= {
+            "next_attempt_at": now + timedelta(seconds=delay),
+            "last_error": "写入 CRM 时出错，稍后自动重试。",
+        }
+        outcome = DeliveryReport(retrying=1)
+    logger.warning("outbox %s attempt %s failed: %s", row_id, attempts, type(exc).__name__)
     return outcome
 
 

@@ -1,6 +1,7 @@
 """Authentication and scoping on every route: the user comes from the credential, never the body."""
 
 from tests.copilot.conftest import token_for
+from tests.support.web_login import csrf_of
 
 
 def test_api_without_credentials_is_401_with_chinese_error(crm_services, client_for):
@@ -39,7 +40,7 @@ def test_tokens_are_stored_hashed(crm_services):
     assert stored and all(secret not in h for h in stored)
 
 
-def test_rep_sees_only_own_customers_and_gets_403_for_another_teams(crm_services, client_for):
+def test_rep_sees_only_own_customers_and_another_teams_is_404_like_a_missing_one(crm_services, client_for):
     client = client_for(crm_services)
     headers = token_for(crm_services, "rep_a")
 
@@ -47,10 +48,10 @@ def test_rep_sees_only_own_customers_and_gets_403_for_another_teams(crm_services
     assert [c["id"] for c in listed] == ["c_a1"]
 
     r = client.get("/api/customers/c_b1", headers=headers)
-    assert r.status_code == 403
-    assert r.json()["error"] == "forbidden"
+    assert r.status_code == 404
+    assert r.json()["error"] == "customer_not_found"
     # a team-mate's customer is not the rep's either
-    assert client.get("/api/customers/c_a2", headers=headers).status_code == 403
+    assert client.get("/api/customers/c_a2", headers=headers).status_code == 404
     assert client.get("/api/customers/nope", headers=headers).status_code == 404
 
 
@@ -59,20 +60,20 @@ def test_manager_sees_the_team_and_admin_sees_all(crm_services, client_for):
 
     mgr = client.get("/api/customers", headers=token_for(crm_services, "mgr_a")).json()["customers"]
     assert {c["id"] for c in mgr} == {"c_a1", "c_a2"}
-    assert client.get("/api/customers/c_b1", headers=token_for(crm_services, "mgr_a")).status_code == 403
+    assert client.get("/api/customers/c_b1", headers=token_for(crm_services, "mgr_a")).status_code == 404
 
     admin = client.get("/api/customers", headers=token_for(crm_services, "admin")).json()["customers"]
     assert {c["id"] for c in admin} == {"c_a1", "c_a2", "c_b1"}
 
 
-def test_chat_about_another_teams_customer_is_403_even_if_body_claims_a_user(crm_services, client_for):
+def test_chat_about_another_teams_customer_is_404_even_if_body_claims_a_user(crm_services, client_for):
     client = client_for(crm_services)
     r = client.post(
         "/api/chat",
         json={"message": "下一步怎么跟？", "customer_id": "c_b1", "user_id": "rep_b"},
         headers=token_for(crm_services, "rep_a"),
     )
-    assert r.status_code == 403
+    assert r.status_code == 404 and r.json()["error"] == "customer_not_found"
 
 
 def test_customer_snapshot_has_the_import_shapes_and_keeps_custom_fields(crm_services, client_for):
@@ -107,5 +108,6 @@ def test_web_login_sets_a_session_and_bad_token_shows_chinese_error(crm_services
     assert "南山零售" not in page.text  # another team's customer is not offered
     assert client.get("/api/customers").status_code == 200  # the cookie authenticates the API too
 
-    client.post("/logout")
+    csrf = csrf_of(page.text)
+    client.post("/logout", data={"csrf_token": csrf})
     assert client.get("/api/customers").status_code == 401

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from copilot.api.deps import ServicesDep
+from copilot.errors import AppError
 
 router = APIRouter(tags=["health"])
 
@@ -40,5 +43,13 @@ def healthz(services: ServicesDep) -> Response:
 
 
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
+def metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus metrics; with COPILOT_METRICS_TOKEN set, only for ``Authorization: Bearer <it>``."""
+    expected = services.settings.metrics_token
+    if expected:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            raise AppError(
+                "unauthenticated", "请提供监控令牌：Authorization: Bearer <COPILOT_METRICS_TOKEN>。"
+            )
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from copilot.agent.rules import RulesError
+from copilot.agent.rules_schema import MAX_RULES_BYTES
 from copilot.api.deps import ManagerDep, ServicesDep, UserDep
 from copilot.errors import AppError
 from copilot.suggestions import suggester_for
@@ -70,7 +71,10 @@ def digest(user: UserDep, services: ServicesDep, as_of: str | None = None, limit
     """每日摘要：名下（经理为本团队）客户中最值得先做的建议。"""
     if not 1 <= limit <= 50:
         raise AppError("validation_error", "limit 取值范围 1–50。")
-    return {"suggestions": suggester_for(services).digest(user, as_of=as_of, limit=limit)}
+    from copilot.suggestions import parse_as_of
+
+    day = parse_as_of(as_of)  # 422 for a malformed or out-of-range day, even with no customers
+    return {"suggestions": suggester_for(services).digest(user, as_of=day, limit=limit)}
 
 
 @router.get("/suggestion-rules")
@@ -81,7 +85,7 @@ def get_rules(user: UserDep, services: ServicesDep) -> dict:
 
 
 class RulesRequest(BaseModel):
-    yaml: str | None = Field(default=None, max_length=200_000)
+    yaml: str | None = Field(default=None, max_length=MAX_RULES_BYTES)
     rules: dict[str, Any] | None = None
 
 

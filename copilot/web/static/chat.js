@@ -4,6 +4,9 @@
   const form = document.getElementById("ask");
   const input = document.getElementById("message");
   const customer = document.getElementById("customer");
+  // Every state change carries the session's CSRF token (the server refuses cookie requests without it).
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const jsonHeaders = { "Content-Type": "application/json", "X-CSRF-Token": csrfMeta ? csrfMeta.content : "" };
 
   function add(cls, text) {
     const div = document.createElement("div");
@@ -17,7 +20,7 @@
   async function post(url, body) {
     const res = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: jsonHeaders,
       credentials: "same-origin",
       body: JSON.stringify(body || {}),
     });
@@ -111,7 +114,7 @@
       if (customer.value) body.customer_id = customer.value;
       const res = await fetch("/api/chat", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: jsonHeaders,
         credentials: "same-origin",
         body: JSON.stringify(body),
       });

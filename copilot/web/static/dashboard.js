@@ -65,6 +65,11 @@
     return ul;
   }
 
+  function csrfToken() {  // the session's CSRF token: every state change must carry it
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
   function reviewForm(row) {
     var form = el("form", { "class": "review", "data-id": row.id });
     var sel = el("select", { name: "verdict" });
@@ -78,7 +83,7 @@
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       fetch("/api/suggestions/" + encodeURIComponent(row.id) + "/annotations", {
-        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
         body: JSON.stringify({ verdict: sel.value, note: note.value })
       }).then(function (r) { return r.json().then(function (d) { return [r.ok, d]; }); })
         .then(function (res) { msg.textContent = res[0] ? "已保存：" + res[1].verdict_label : (res[1].detail || "保存失败"); });

@@ -149,7 +149,8 @@ def test_an_oversized_upload_is_refused_with_413_and_nothing_is_stored(monkeypat
 def test_uploads_are_scoped_to_the_reps_own_customers(crm_services, client_for):
     client = client_for(crm_services)
     wav = AUDIO / "speech_8k.wav"
-    assert upload(client, crm_services, "rep_a", wav, customer="c_b1").status_code == 403
+    hidden = upload(client, crm_services, "rep_a", wav, customer="c_b1")  # another team's: as if missing
+    assert hidden.status_code == 404 and hidden.json()["error"] == "customer_not_found"
     missing = upload(client, crm_services, "rep_a", wav, customer="c_nope")
     assert missing.status_code == 404 and "不存在" in missing.json()["detail"]
     anonymous = client.post(
@@ -173,8 +174,8 @@ def test_a_memo_is_visible_to_its_uploader_and_their_manager_only(crm_services, 
 
     assert status("mgr_a") == 200
     assert status("admin") == 200
-    assert status("rep_a2") == 403  # same team, but not theirs
-    assert status("rep_b") == 403
+    assert status("rep_a2") == 404  # same team, but not theirs: the same answer as a missing memo
+    assert status("rep_b") == 404
     missing = client.get("/api/memos/memo_nope", headers=token_for(crm_services, "rep_a"))
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
@@ -294,7 +295,10 @@ def test_only_the_uploader_confirms_and_others_write_nothing(crm_services, clien
 
     response = client.post(f"/api/memos/{memo_id}/confirm", headers=token_for(crm_services, user))
 
-    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    if user == "mgr_a":  # sees the memo, but does not confirm for the rep
+        assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    else:  # may not see it: the same 404 as a missing memo
+        assert response.status_code == 404 and response.json()["error"] == "not_found"
     assert _memo_visits(crm_services, memo_id) == []
     shown = client.get(f"/api/memos/{memo_id}", headers=token_for(crm_services, "rep_a")).json()
     assert shown["confirmation"]["status"] == "unconfirmed"

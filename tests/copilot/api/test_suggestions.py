@@ -38,7 +38,8 @@ def test_suggestions_are_scoped_cited_and_logged_once(kb_services, client_for):
     assert [s["id"] for s in again] == [s["id"] for s in sgs]
     assert _events(kb_services, "proposed") == len(sgs) and _events(kb_services, "shown") == len(sgs)
 
-    assert _get(client, kb_services, user="rep_b").status_code == 403
+    hidden = _get(client, kb_services, user="rep_b")  # another team's customer: the same 404 as a missing one
+    assert hidden.status_code == 404 and hidden.json()["error"] == "customer_not_found"
     assert _get(client, kb_services, customer="nope").status_code == 404
     assert client.get("/api/customers/c_a1/suggestions").status_code == 401
     assert _get(client, kb_services, as_of="20-11").status_code == 422

@@ -1,0 +1,1 @@
+"""Who is calling: web sessions and one-time login codes (users and scoping live in copilot.users)."""

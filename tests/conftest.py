@@ -25,6 +25,8 @@ def clean_env(monkeypatch, tmp_path):
         monkeypatch.setenv("COPILOT_TEST_MODELS_DIR", str(MODELS_DIR))
     monkeypatch.setenv("COPILOT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COPILOT_MODELS_DIR", str(MODELS_DIR))
+    # Tests call the API faster than any person; the abuse limits have their own tests, which turn them on.
+    monkeypatch.setenv("COPILOT_RATE_LIMITS", "false")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from copilot.api.app import create_app
+from copilot.identity.login_codes import login_codes_for
 from tests.support.browser import requires_browser, run_node_script
 from tests.support.servers import serve_in_thread
 
@@ -14,13 +15,14 @@ pytestmark = requires_browser
 SCRIPT = r"""
 const { chromium } = require(process.env.PW);
 (async () => {
-  const base = process.env.BASE, out = { errors: [], external: [] };
+  const base = process.env.BASE, out = { errors: [], external: [], csp: [] };
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   page.on('pageerror', e => out.errors.push(String(e)));
+  page.on('console', m => { if (m.text().includes('Content Security Policy')) out.csp.push(m.text()); });
   page.on('request', r => { if (!r.url().startsWith(base)) out.external.push(r.url()); });
-  await page.goto(base + '/login?token=' + process.env.TOKEN);
+  await page.goto(base + '/login?code=' + process.env.LOGIN_CODE);  // a one-time login link
   await page.selectOption('#customer', 'c_a1');
   await page.fill('#message', '客户嫌贵，下一步怎么跟？');
   await page.press('#message', 'Enter');
@@ -44,11 +46,11 @@ def test_rep_confirms_a_suggestion_and_rates_a_talk_track_in_the_browser(kb_serv
     from connectors.crm import local_schema as crm_t
     from copilot.adoption.tables import talk_track_ratings
 
-    token = kb_services.users.issue_token("rep_a")
+    code = login_codes_for(kb_services).mint("rep_a")
     with serve_in_thread(create_app(kb_services)) as base:
-        out = run_node_script(SCRIPT, tmp_path, BASE=base, TOKEN=token, SHOT=str(tmp_path / "chat.png"))
+        out = run_node_script(SCRIPT, tmp_path, BASE=base, LOGIN_CODE=code, SHOT=str(tmp_path / "chat.png"))
 
-    assert out["errors"] == [] and out["external"] == []
+    assert out["errors"] == [] and out["external"] == [] and out["csp"] == []
     assert any(label.startswith("依据《价格异议话术》") for label in out["answer_cites"])
     assert out["suggestions"] and all(s.startswith("建议：") for s in out["suggestions"])
     assert out["status"] == ["已确认，已提交 CRM"]

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from copilot.api.app import create_app
+from copilot.identity.login_codes import login_codes_for
 from tests.support.browser import requires_browser, run_node_script
 from tests.support.servers import serve_in_thread
 
@@ -25,10 +26,11 @@ const fs = require('fs');
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
-  out.external = []; out.errors = [];
+  out.external = []; out.errors = []; out.csp = [];
   page.on('request', r => { if (!r.url().startsWith(base)) out.external.push(r.url()); });
   page.on('pageerror', e => out.errors.push(String(e)));
-  await page.goto(base + '/login?token=' + process.env.TOKEN);
+  page.on('console', m => { if (m.text().includes('Content Security Policy')) out.csp.push(m.text()); });
+  await page.goto(base + '/login?code=' + process.env.LOGIN_CODE);  // a one-time login link
   await page.goto(base + '/dashboard');
   out.kpis = Object.fromEntries(await page.$$eval('[data-kpi]', els => els.map(e => [e.dataset.kpi, e.textContent.trim()])));
   out.by_rep = await page.$$eval('[data-table="by_rep"] tbody tr', rows => rows.map(r => [r.dataset.key,
@@ -38,6 +40,11 @@ const fs = require('fs');
   await page.click('[data-kpi="dismissed"] a');
   await page.waitForSelector('#drill tbody tr');
   out.drill = await page.$$eval('#drill tbody tr', rows => rows.map(r => r.dataset.id + ' ' + r.textContent));
+  await page.selectOption('#drill form.review select', 'wrong');  // a state change: sends the CSRF token
+  await page.fill('#drill form.review input[name="note"]', '时机判断有误');
+  await page.click('#drill form.review button');
+  await page.waitForFunction(() => document.querySelector('#drill form.review span').textContent);
+  out.review = await page.$eval('#drill form.review span', e => e.textContent);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#t-by_rep a.csv')]);
   out.csv = fs.readFileSync(await download.path(), 'utf8');
   await browser.close();
@@ -50,9 +57,9 @@ def test_dashboard_in_headless_chromium_matches_hand_computed_numbers(log_servic
     artifacts = Path(os.environ.get("COPILOT_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     shot = artifacts / "dashboard.png"
-    token = log_services.users.issue_token("mgr_a")
+    code = login_codes_for(log_services).mint("mgr_a")
     with serve_in_thread(create_app(log_services)) as base:
-        out = run_node_script(SCRIPT, tmp_path, BASE=base, TOKEN=token, SHOT=str(shot))
+        out = run_node_script(SCRIPT, tmp_path, BASE=base, LOGIN_CODE=code, SHOT=str(shot))
     # Team t_a by hand (conftest LOG): sg_1 accepted+applied, sg_2 edited, sg_3 dismissed, sg_4 ignored, sg_5 pending.
     assert {k: out["kpis"][k] for k in ("shown", "accepted", "edited", "dismissed", "ignored", "applied")} == {
         "shown": "5", "accepted": "1", "edited": "1", "dismissed": "1", "ignored": "1", "applied": "1",
@@ -63,5 +70,6 @@ def test_dashboard_in_headless_chromium_matches_hand_computed_numbers(log_servic
     assert len(out["drill"]) == 1 and out["drill"][0].startswith("sg_3") and "时机不对" in out["drill"][0]
     rows = out["csv"].lstrip("\ufeff").splitlines()
     assert rows[0].startswith("rep_id,shown,accepted") and len(rows) == 3
-    assert out["external"] == [] and out["errors"] == []
+    assert out["review"].startswith("已保存")  # the review POST carried the session's CSRF token
+    assert out["external"] == [] and out["errors"] == [] and out["csp"] == []  # no inline script or style
     assert shot.stat().st_size > 10_000

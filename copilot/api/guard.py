@@ -3,9 +3,9 @@ metrics and security-header middleware, in front of FastAPI's routing and body p
 
 In order, answering at the first failure and never reading the body to do so:
 
-1. size: a declared ``Content-Length`` above the route's limit → 413 ``payload_too_large``;
-2. credentials: bearer token or session cookie (``auth.resolve``), kept for the route dependencies;
+1. credentials: bearer token or session cookie (``auth.resolve``), kept for the route dependencies;
    a body sent to ``/api/*`` without valid credentials → 401 ``unauthenticated``;
+2. size: a declared ``Content-Length`` above the route's limit → 413 ``payload_too_large``;
 3. CSRF: cookie-authenticated state changes need a same-site origin and the session's CSRF token
    → 403 ``csrf_failed`` (``csrf.py``);
 4. abuse limits of expensive routes, per user → 429 ``rate_limited`` with ``Retry-After``.
@@ -84,12 +84,6 @@ class RequestGuard:
         method, settings = scope["method"], self.services.settings
         headers = Headers(scope=scope)
         limit = body_limit(method, path, settings)
-        declared = declared_length(headers)
-        if limit is not None and declared is not None and declared > limit:
-            await send_error(
-                scope, send, "payload_too_large", too_large_detail(method, path, settings), close=True
-            )
-            return
         body = has_body(headers)
         try:
             credential = await run_in_threadpool(resolve, self.services, headers)
@@ -104,6 +98,11 @@ class RequestGuard:
         remember(scope, credential)
         if body and credential is None and path.startswith("/api/"):
             await send_error(scope, send, "unauthenticated", close=True)
+            return
+        declared = declared_length(headers)
+        if limit is not None and declared is not None and declared > limit:
+            detail = too_large_detail(method, path, settings)
+            await send_error(scope, send, "payload_too_large", detail, close=True)
             return
         problem = csrf_failure(method, path, headers, credential)
         if problem is not None:

@@ -5,6 +5,7 @@ the tests count how many bytes the app pulled, how long it took and how much mem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -81,10 +82,8 @@ def _deleted_files_open() -> int:
     """Spooled uploads are unlinked temporary files: count those this process still holds open."""
     count = 0
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):
             count += os.readlink(f"/proc/self/fd/{fd}").endswith("(deleted)")
-        except OSError:
-            pass
     return count
 
 
@@ -96,7 +95,12 @@ def _nothing_stored(services) -> None:
     from copilot.storage.tables import memos
 
     with services.engine.connect() as conn:  # the test CRM imports one memo (no upload) of its own
-        assert conn.execute(select(func.count()).select_from(memos).where(memos.c.audio_path.is_not(None))).scalar() == 0
+        assert (
+            conn.execute(
+                select(func.count()).select_from(memos).where(memos.c.audio_path.is_not(None))
+            ).scalar()
+            == 0
+        )
 
 
 @pytest.mark.parametrize("declared", [None, GIB], ids=["chunked", "content-length"])
@@ -145,7 +149,9 @@ def test_with_a_token_a_chunked_1_gib_upload_is_cut_at_the_limit_in_bounded_memo
     open_before = _deleted_files_open()
     tracemalloc.start()
     try:
-        status, _, raw, seconds = call(app, "POST", "/api/memos", _multipart(token_for(crm_services, "rep_a")), body)
+        status, _, raw, seconds = call(
+            app, "POST", "/api/memos", _multipart(token_for(crm_services, "rep_a")), body
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -190,10 +196,8 @@ def _raw_request(base: str, head: bytes, *, send_up_to: int) -> tuple[bytes, int
     try:
         _send_all(sock, head)
         while sent < send_up_to and time.perf_counter() - start < 10:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 answer += sock.recv(65536)
-            except BlockingIOError:
-                pass
             if answer:
                 break
             try:

@@ -2,7 +2,7 @@
 
 * ``Content-Security-Policy``: pages load scripts, styles, images and data from this origin only and
   run no inline script (every script is a file under /static); nothing may frame them. API answers
-  get ``default-src 'none'``. Swagger UI (/docs) also needs inline styles.
+  get ``default-src 'none'``. Swagger UI and ReDoc (/docs, /redoc) also need inline styles.
 * ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy`` (``no-referrer``
   on /login, whose links carry one-time codes; ``same-origin`` elsewhere).
 * ``Cache-Control: no-store`` on ``/api/*``: customer data is not kept by browsers or proxies.
@@ -39,7 +39,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 html = headers.get("content-type", "").startswith("text/html")
-                csp = (DOCS_CSP if path.startswith("/docs") else PAGE_CSP) if html else DATA_CSP
+                csp = (DOCS_CSP if path.startswith(("/docs", "/redoc")) else PAGE_CSP) if html else DATA_CSP
                 headers.setdefault("content-security-policy", csp)
                 headers.setdefault("x-frame-options", "DENY")
                 headers.setdefault("x-content-type-options", "nosniff")

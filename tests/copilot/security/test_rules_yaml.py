@@ -43,7 +43,7 @@ def _saved(services) -> bool:
         (
             {
                 "yaml": "rules: ["
-                + ", ".join(["{id: r%d, kind: visit_cadence, action_type: other}" % i for i in range(101)])
+                + ", ".join([f"{{id: r{i}, kind: visit_cadence, action_type: other}}" for i in range(101)])
                 + "]"
             },
             "过多",

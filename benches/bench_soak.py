@@ -76,6 +76,7 @@ def _server(home: Path, port: int):
         TRANSFORMERS_OFFLINE="1",
         ANONYMIZED_TELEMETRY="False",
         NO_PROXY="127.0.0.1,localhost",
+        COPILOT_RATE_LIMITS="false",  # a soak test is one user far faster than any person
     )
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(

@@ -66,6 +66,7 @@ def copilot_env(*, home: Path, database_url: str, **settings: str) -> dict[str, 
         ANONYMIZED_TELEMETRY="False",
         NO_PROXY="127.0.0.1,localhost",
         PYTHONPATH=str(REPO),
+        COPILOT_RATE_LIMITS="false",  # as in-process tests: the abuse limits have their own tests
     )
     env.update(settings)
     return env

@@ -249,3 +249,17 @@ def test_a_real_server_answers_a_1_gib_upload_before_receiving_it(crm_services, 
 def test_the_proxy_limits_are_documented():
     nginx = (Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert "client_max_body_size 1m;" in nginx and "client_max_body_size 26m;" in nginx
+
+
+@pytest.mark.parametrize("customer", ["c_nope", "c_b1"], ids=["missing customer", "another team's"])
+def test_a_refused_upload_leaves_no_spooled_file_behind(crm_services, client_for, customer):
+    client = client_for(crm_services)
+    open_before = _deleted_files_open()
+    big = bytes(3 * CHUNK)  # past the parser's 1 MiB in memory: spooled to a temporary file
+
+    r = client.post("/api/memos", files={"file": ("a.m4a", big)}, data={"customer_id": customer},
+                    headers=token_for(crm_services, "rep_a"))  # fmt: skip
+
+    assert r.status_code == 404
+    assert _deleted_files_open() <= open_before
+    _nothing_stored(crm_services)

@@ -60,7 +60,9 @@ async def send_error(
     default_status, default_detail = CATALOGUE[code]
     rid = (scope.get("state") or {}).get("request_id", "")
     body = json.dumps(
-        {"error": code, "detail": detail or default_detail, "request_id": rid}, ensure_ascii=False
+        {"error": code, "detail": detail or default_detail, "request_id": rid},
+        ensure_ascii=False,
+        separators=(",", ":"),
     ).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]

@@ -162,8 +162,12 @@ def database_url(postgres: bool):
 def seeded_api(home, embedder, *, postgres: bool):
     """The app on the small CRM + KB (real embedder) with the channels configured; SQLite in ``home``
     or a fresh PostgreSQL database."""
-    env = {**CHANNEL_ENV, "COPILOT_HOME": str(home), "COPILOT_MODELS_DIR": str(MODELS_DIR),
-           "COPILOT_RATE_LIMITS": "false"}  # fmt: skip  (thousands of requests a minute, on purpose)
+    env = {
+        **CHANNEL_ENV,
+        "COPILOT_HOME": str(home),
+        "COPILOT_MODELS_DIR": str(MODELS_DIR),
+        "COPILOT_RATE_LIMITS": "false",  # thousands of requests a minute, on purpose
+    }
     with database_url(postgres) as url:
         with pytest.MonkeyPatch.context() as mp:
             for name in list(os.environ):

@@ -60,8 +60,15 @@ class RateLimits:
             "uploads": settings.rate_limit_uploads,
         }
         items = {}
-        if settings.rate_limits:
-            items = {name: parse(value) for name, value in configured.items() if value.strip()}
+        for name, value in configured.items() if settings.rate_limits else ():
+            if not value.strip():
+                continue
+            try:
+                items[name] = parse(value)
+            except ValueError:
+                raise ValueError(
+                    f"COPILOT_RATE_LIMIT_{name.upper()}={value!r} 不是合法的频率，例如 60/minute、10/15 minutes（留空则关闭）"
+                ) from None
         if settings.redis_url:
             prefix = f"copilot-limits:{settings.redis_queue}"
             return cls(storage_from_string(settings.redis_url, key_prefix=prefix), items, remote=True)

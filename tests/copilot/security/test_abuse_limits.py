@@ -189,3 +189,14 @@ def test_a_down_limit_store_lets_requests_through(limited):
             client.get("/api/customers/c_a1/suggestions", headers=token_for(services, "rep_a")).status_code
             == 200
         )
+
+
+def test_a_malformed_limit_names_the_variable():
+    from copilot.api.rate_limits import RateLimits
+
+    with pytest.raises(ValueError, match="COPILOT_RATE_LIMIT_LOGIN"):
+        RateLimits.from_settings(Settings(rate_limit_login="lots"))
+    assert set(RateLimits.from_settings(Settings(rate_limits=True, rate_limit_login="")).items) == {
+        "expensive",
+        "uploads",
+    }

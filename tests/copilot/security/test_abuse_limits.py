@@ -195,7 +195,7 @@ def test_a_malformed_limit_names_the_variable():
     from copilot.api.rate_limits import RateLimits
 
     with pytest.raises(ValueError, match="COPILOT_RATE_LIMIT_LOGIN"):
-        RateLimits.from_settings(Settings(rate_limit_login="lots"))
+        RateLimits.from_settings(Settings(rate_limits=True, rate_limit_login="lots"))
     assert set(RateLimits.from_settings(Settings(rate_limits=True, rate_limit_login="")).items) == {
         "expensive",
         "uploads",

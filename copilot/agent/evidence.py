@@ -13,15 +13,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import Engine, select
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.crm.base import CRM, CustomerSnapshot
 from copilot.agent.citations import Evidence, crm_label, memo_label, memo_locator
-from copilot.agent.rules import Facts, MemoView, RuleSet, Segment, Trigger, competitor_aliases, parse_day
+from copilot.agent.rules import Facts, MemoView, RuleSet, Trigger, competitor_aliases, parse_day
 from copilot.agent.safety import looks_like_injection
-from copilot.storage import tables as t
 
 if TYPE_CHECKING:
     from knowledge_base.base import KnowledgeBase
@@ -160,29 +157,12 @@ def crm_items(facts: Facts) -> list[Item]:
 # -- memos ----------------------------------------------------------------------------------------
 
 
-def load_memos(engine: Engine, customer_id: str) -> list[MemoView]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                t.memos.c.id,
-                t.memos.c.recorded_at,
-                t.memos.c.transcript,
-                t.memos.c.segments,
-                t.memos.c.visit_record,
-            )
-            .where(t.memos.c.customer_id == customer_id)
-            .where(t.memos.c.status == "done")
-        ).all()
-    out = []
-    for r in rows:
-        segments = tuple(
-            Segment(float(s.get("start", 0)), float(s.get("end", 0)), str(s.get("text", "")))
-            for s in (r.segments or [])
-            if isinstance(s, dict) and str(s.get("text", "")).strip()
-        )
-        record = r.visit_record if isinstance(r.visit_record, dict) else None
-        out.append(MemoView(r.id, parse_day(r.recorded_at), r.transcript or "", segments, record))
-    return out
+class MemoSource(Protocol):
+    """Where the agent reads a customer's finished memos (``copilot.features.memos.repo.MemoRepo``)."""
+
+    def done_memos(self, customer_id: str) -> list[MemoView]: ...
+
+    def customer_of(self, memo_id: str) -> str | None: ...
 
 
 def memo_items(memo: MemoView) -> list[tuple[int | None, Item]]:
@@ -420,11 +400,11 @@ class SourceResolver:
         self,
         *,
         crm: CRM,
-        engine: Engine,
+        memos: MemoSource,
         kb: Callable[[], KnowledgeBase] | None,
         facts_for: Callable[[CustomerSnapshot], Facts],
     ) -> None:
-        self._crm, self._engine, self._kb, self._facts_for = crm, engine, kb, facts_for
+        self._crm, self._memos, self._kb, self._facts_for = crm, memos, kb, facts_for
         self._crm_text: dict[str, dict[tuple[str, str], str]] = {}
 
     def __call__(self, kind: str, ref: str, locator: str) -> str | None:
@@ -439,11 +419,10 @@ class SourceResolver:
                 self._crm_text[customer_id] = {(i.ref, i.locator): i.text for i in items}
             return self._crm_text[customer_id].get((ref, locator))
         if kind == "memo":
-            with self._engine.connect() as conn:
-                row = conn.execute(select(t.memos.c.customer_id).where(t.memos.c.id == ref)).first()
-            if row is None:
+            customer_id = self._memos.customer_of(ref)
+            if customer_id is None:
                 return None
-            for memo in load_memos(self._engine, row.customer_id):
+            for memo in self._memos.done_memos(customer_id):
                 if memo.id == ref:
                     return next((i.text for _x, i in memo_items(memo) if i.locator == locator), None)
         return None

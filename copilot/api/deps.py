@@ -6,17 +6,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from copilot.container import Container
 from copilot.domain import User
 from copilot.errors import AppError
-from copilot.services import Services
 
 
-async def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Container:
     # async: FastAPI would run a plain ``def`` dependency on the thread pool, a hop on every request
     return request.app.state.services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Container, Depends(get_services)]
 
 
 def current_user_or_none(request: Request, services: ServicesDep) -> User | None:

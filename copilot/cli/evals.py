@@ -100,8 +100,13 @@ def extraction(
     as_json: JsonOpt = False,
 ) -> None:
     """拜访纪要抽取评测：需求、异议、竞品、下一步的 F1，异议类型、情绪与阶段准确率。"""
-    from copilot.memos import eval_extractor
+    from copilot.features.memos.evaluation import eval_extractor
+    from copilot.features.memos.hotwords import optional
     from evals.extraction import run_extraction
 
-    extract = eval_extractor(services(), embedder=services().embedder if embedder else None)
+    c = services()
+    extract = eval_extractor(
+        crm=c.crm, transcriber=lambda: c.transcriber, llm=c.llm,
+        kb=optional(c.kb_if_cheap, "knowledge base"), embedder=c.embedder if embedder else None,
+    )  # fmt: skip
     _print(run_extraction(memos, extract=extract), as_json)

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from copilot.crm_import import CRMImporter
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.crm_import import CRMImporter
 from copilot.settings import Settings
 from tests.copilot.conftest import DATA, token_for
 from tests.fakes.openai_stub import Fault, OpenAIStub
@@ -84,7 +84,7 @@ def llm_services(stub, monkeypatch, embedder):
     monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
     monkeypatch.setenv("COPILOT_LLM_MODEL", "gpt-4o-mini")
     monkeypatch.setenv("COPILOT_LLM_TIMEOUT_S", "1")
-    services = build_services(Settings())
+    services = build_container(Settings())
     services.provide("embedder", embedder)
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
     services.kb.ingest([DATA / "kb"])

@@ -42,7 +42,7 @@ const { chromium } = require(process.env.PW);
 
 def test_rep_confirms_a_suggestion_and_rates_a_talk_track_in_the_browser(kb_services, tmp_path):
     from connectors.crm import local_schema as crm_t
-    from copilot.adoption.tables import talk_track_ratings
+    from copilot.storage.tables import talk_track_ratings
 
     token = kb_services.users.issue_token("rep_a")
     with serve_in_thread(create_app(kb_services)) as base:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from copilot.api.deps import ServicesDep, UserDep
-from copilot.kb_views import hit_json
+from copilot.features.kb_views import hit_json
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
 

@@ -33,7 +33,7 @@ def kb_dictionary(kb: Any, visible_teams: set[str] | None = None) -> tuple[list[
         return [], [], []
     from types import SimpleNamespace
 
-    from copilot.features.suggestions.suggester import competitor_names
+    from copilot.agent.competitors import competitor_names
     from knowledge_base.retrieval import document_allowed
 
     docs = [d for d in kb.documents() if document_allowed(d, visible_teams)]

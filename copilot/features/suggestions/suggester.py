@@ -9,7 +9,6 @@ accepted / edited / dismissed → applied.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from connectors.crm.base import CRM, CustomerSnapshot
 from copilot.agent.citations import short_name
+from copilot.agent.competitors import competitor_names
 from copilot.agent.evidence import MemoSource, PassageFinder, SourceResolver, gather
 from copilot.agent.llm_planner import plan_llm
 from copilot.agent.offline_planner import PlanResult, plan_offline
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from knowledge_base.base import KnowledgeBase
 
 logger = logging.getLogger(__name__)
-_BATTLECARD_PREFIX = re.compile(r"^(竞品攻防卡|竞品对比|竞品分析|攻防卡|battlecard)\s*[：:]\s*", re.I)
 
 
 def parse_as_of(value: str | date | None) -> date:
@@ -48,18 +47,6 @@ def parse_as_of(value: str | date | None) -> date:
         return date.fromisoformat(str(value)[:10])
     except ValueError as exc:
         raise AppError("validation_error", f"日期格式应为 YYYY-MM-DD：{value}") from exc
-
-
-def competitor_names(kb: KnowledgeBase | None) -> list[str]:
-    """Competitors the KB has battlecards for (``竞品攻防卡：智云科技`` → 智云科技)."""
-    names = []
-    for doc in kb.documents() if kb is not None else []:
-        if doc.doc_type == "battlecard":
-            m = _BATTLECARD_PREFIX.match(doc.title or "")
-            name = doc.title[m.end() :].strip() if m else ""
-            if 2 <= len(name) <= 16:
-                names.append(name)
-    return names
 
 
 class Suggester:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from copilot.agent.rules import RulesError
+from copilot.agent.ruleset import RulesError
 from copilot.api.deps import ManagerDep, ServicesDep, UserDep
 from copilot.errors import AppError
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from copilot.agent.rules import MemoView, Segment, parse_day
+from copilot.agent.facts import MemoView, Segment, parse_day
 from copilot.storage import tables as t
 from copilot.voice.decode import detect_format
 

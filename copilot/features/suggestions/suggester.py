@@ -18,10 +18,12 @@ from sqlalchemy import Connection, Engine, select, update
 from connectors.crm.base import CRM, CustomerSnapshot
 from copilot.agent.citations import short_name
 from copilot.agent.competitors import competitor_names
-from copilot.agent.evidence import MemoSource, PassageFinder, SourceResolver, gather
+from copilot.agent.evidence import MemoSource, PassageFinder, SourceResolver
+from copilot.agent.facts import Facts, customer_facts
 from copilot.agent.llm_planner import plan_llm
 from copilot.agent.offline_planner import PlanResult, plan_offline
-from copilot.agent.rules import Facts, RuleStore, customer_facts, evaluate
+from copilot.agent.rules import RuleStore
+from copilot.agent.triggers import evaluate, gather
 from copilot.domain import User
 from copilot.errors import AppError
 from copilot.features.memos.repo import MemoRepo

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from connectors.channels.base import Channel, ChannelError, InboundMessage, OutboundReply
 from copilot.domain import ChatAnswer
+from copilot.features.memos.draft import record_lines
 
 logger = logging.getLogger(__name__)
 
@@ -95,18 +96,7 @@ def summarize(visit: dict[str, Any], transcript: str | None, *, customer_name: s
     contacts = [c.get("name") or c.get("mentioned_as") for c in visit.get("contacts") or []]
     if contacts := [c for c in contacts if c]:
         lines.append("联系人：" + "、".join(contacts))
-    for key, label in (("needs", "需求"), ("objections", "异议")):
-        items = [i.get("text") for i in visit.get(key) or [] if i.get("text")]
-        if items:
-            lines.append(f"{label}：" + "；".join(items))
-    if comps := [c.get("name") for c in visit.get("competitors") or [] if c.get("name")]:
-        lines.append("竞品：" + "、".join(comps))
-    steps = [
-        s.get("action", "") + (f"（{s['due']}前）" if s.get("due") else "")
-        for s in visit.get("next_steps") or []
-    ]
-    if steps := [s for s in steps if s]:
-        lines.append("下一步：" + "；".join(steps))
+    lines += record_lines(visit)
     if (visit.get("sentiment") or {}).get("value"):
         lines.append(f"客户态度：{visit['sentiment']['value']}")
     if draft:

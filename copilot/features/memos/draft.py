@@ -58,26 +58,31 @@ def clean_edits(edited: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def record_lines(record: Mapping[str, Any]) -> list[str]:
+    """The visit record as short Chinese lines (需求/异议/竞品/下一步/阶段判断): the draft visit log's
+    notes and the channels' memo summary both read this way."""
+    parts = []
+    if needs := [n.get("text") for n in record.get("needs") or [] if n.get("text")]:
+        parts.append("需求：" + "；".join(needs))
+    if objections := [o for o in record.get("objections") or [] if o.get("text")]:
+        parts.append("异议：" + "；".join(f"[{o.get('type') or '其他'}] {o['text']}" for o in objections))
+    if competitors := [c.get("name") for c in record.get("competitors") or [] if c.get("name")]:
+        parts.append("竞品：" + "、".join(competitors))
+    steps = [
+        s.get("action", "") + (f"（{s['due']} 前）" if s.get("due") else "")
+        for s in record.get("next_steps") or []
+    ]
+    if steps := [s for s in steps if s]:
+        parts.append("下一步：" + "；".join(steps))
+    if stage := (record.get("stage_hint") or {}).get("value"):
+        parts.append(f"阶段判断：{stage}")
+    return parts
+
+
 def draft_visit_log(row: Any, record: Mapping[str, Any]) -> dict[str, Any]:
     """The CRM visit log the rep only has to confirm (ProposedChange ``log_visit``, DESIGN §5.4)."""
     when = parse_when(row.recorded_at).date() if row.recorded_at else date.today()
-    parts = []
-    if record.get("needs"):
-        parts.append("需求：" + "；".join(n["text"] for n in record["needs"]))
-    if record.get("objections"):
-        parts.append("异议：" + "；".join(f"[{o['type']}] {o['text']}" for o in record["objections"]))
-    if record.get("competitors"):
-        parts.append("竞品：" + "、".join(c["name"] for c in record["competitors"]))
-    if record.get("next_steps"):
-        parts.append(
-            "下一步："
-            + "；".join(
-                s["action"] + (f"（{s['due']} 前）" if s.get("due") else "") for s in record["next_steps"]
-            )
-        )
-    stage = (record.get("stage_hint") or {}).get("value")
-    if stage:
-        parts.append(f"阶段判断：{stage}")
+    parts = record_lines(record)
     contacts = [c["name"] for c in record.get("contacts") or [] if c.get("in_crm")]
     change = ProposedChange(
         op="log_visit",

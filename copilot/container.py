@@ -308,6 +308,8 @@ class Container:
             llm=self.llm,
             suggester=lambda: self.suggester,
             on_dropped=self.metrics.citations_dropped.inc,
+            on_failed=self.notifier,
+            idle_minutes=self.settings.chat_idle_minutes,
         )
 
     @component

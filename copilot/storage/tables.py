@@ -109,6 +109,20 @@ chat_messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row per conversation (DESIGN §5.7): ``state`` is the engine's JSON (focus customer, pending change,
+# numbered suggestions, pending clarification, last turns). A WeCom/DingTalk chat has a ``channel_key``.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("channel_key", String(200)),
+    Column("state", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel_key", name="uq_conversations_channel_key"),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

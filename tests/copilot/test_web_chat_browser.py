@@ -31,6 +31,7 @@ const { chromium } = require(process.env.PW);
   await confirm.click();
   await page.waitForFunction(() => [...document.querySelectorAll('.actions .muted')].some(e => e.textContent));
   out.status = await page.$$eval('.actions .muted', els => els.map(e => e.textContent).filter(Boolean));
+  await page.$$eval('details.sources', ds => ds.forEach(d => { d.open = true; }));  // sources fold away
   await page.locator('.rate button', { hasText: '有效' }).first().click();
   await page.waitForFunction(() => [...document.querySelectorAll('.rate')].some(e => e.textContent.startsWith('已评价')));
   await page.screenshot({ path: process.env.SHOT, fullPage: true });

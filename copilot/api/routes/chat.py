@@ -10,12 +10,15 @@ router = APIRouter(prefix="/api", tags=["chat"])
 
 class ChatRequest(BaseModel):
     message: str = Field(min_length=1, max_length=2000)
-    customer_id: str | None = None
+    conversation_id: str | None = Field(default=None, max_length=64)
+    customer_id: str | None = Field(default=None, max_length=64)
+    as_of: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
 @router.post("/chat")
 def chat(body: ChatRequest, user: UserDep, conversation: ConversationDep, request: Request) -> dict:
-    answer = conversation.reply(user, body.message, customer_id=body.customer_id)
+    answer = conversation.reply(user, body.message, customer_id=body.customer_id,
+                                conversation_id=body.conversation_id, as_of=body.as_of)  # fmt: skip
     request.app.state.metrics.chat_answers.labels(answer.mode).inc()
     return answer.to_json()
 

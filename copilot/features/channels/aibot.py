@@ -33,6 +33,7 @@ from copilot.features.channels import inbox
 from copilot.features.channels.adapters import PUSH_MODES
 from copilot.features.channels.inbox import channel_messages
 from copilot.features.channels.render import FAILED, PLATFORM_NAMES, UNBOUND, UNSUPPORTED, format_answer
+from copilot.features.channels.router import channel_key
 from copilot.storage import tables as t
 
 if TYPE_CHECKING:
@@ -169,7 +170,8 @@ class AIBotService:
             text = EMPTY_QUESTION
         else:
             try:
-                answer = self._conversation().reply(user, message.text)
+                chat = channel_key(CHANNEL, message.sender_id, message.chat_id)
+                answer = self._conversation().reply(user, message.text, channel_key=chat)
                 text = format_answer(answer)
                 logger.info("%s message %s answered for user %s (%d citations)", CHANNEL, key, user.id,
                             len(answer.citations))  # fmt: skip

@@ -51,7 +51,13 @@ JOB_BATCH = 16  # messages per worker job when a burst is accepted at once (one 
 
 
 class ConversationPort(Protocol):
-    def reply(self, user: User, message: str, *, customer_id: str | None = None) -> ChatAnswer: ...
+    def reply(self, user: User, message: str, *, customer_id: str | None = None,
+              channel_key: str | None = None) -> ChatAnswer: ...  # fmt: skip
+
+
+def channel_key(channel: str, sender_id: str, chat_id: str | None = None) -> str:
+    """One conversation per chat and user on a platform (a group chat and a DM are two)."""
+    return f"{channel}:{chat_id or 'dm'}:{sender_id}"
 
 
 VoiceHook = Callable[[User, InboundMessage, bytes], None]
@@ -187,11 +193,14 @@ class ChannelRouter:
 
     def _answer_text(self, channel: Channel, message: InboundMessage, user: User) -> None:
         try:
-            answer = self._conversation().reply(user, message.text)
+            key = channel_key(message.channel, message.sender_id, message.conversation_id)
+            answer = self._conversation().reply(user, message.text, channel_key=key)
         except AppError as error:  # e.g. an empty or too long message: tell the rep why
             send(channel, message, error.detail)
             return
         send(channel, message, format_answer(answer))
+        if answer.suggestions:  # 「确认 N」 from this chat refers to these
+            self.decisions.remember_shown(message, [s.id for s in answer.suggestions if s.id])
         logger.info("%s message %s answered for user %s (%d citations)", message.channel, message.msg_id,
                     user.id, len(answer.citations))  # fmt: skip
 

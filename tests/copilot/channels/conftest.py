@@ -84,7 +84,7 @@ class ScriptedConversation:
         self.calls: list[tuple[str, str]] = []
         self.answer = answer
 
-    def reply(self, user, message, *, customer_id=None) -> ChatAnswer:
+    def reply(self, user, message, *, customer_id=None, channel_key=None, **_ignored) -> ChatAnswer:
         self.calls.append((user.id, message))
         citation = Citation(
             "kb",

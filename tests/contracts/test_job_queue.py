@@ -4,7 +4,6 @@ RQ worker process on the local Redis (marked ``redis``; skipped with the reason 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import subprocess
 import sys
@@ -31,8 +30,12 @@ class TestInProcessJobQueue(JobQueueContract):
     @pytest.fixture
     def env(self) -> Iterator[JobQueueEnv]:
         sink = ListSink()
+
+        def run_task(name: str, *args: object) -> None:  # as the container's: run_task(name, *args)
+            run_named(sink, name, *args)
+
         # Two threads, fewer than the jobs most tests submit: a failing job must not cost a thread.
-        queue = InProcessJobQueue(max_workers=2, run_task=functools.partial(run_named, sink))
+        queue = InProcessJobQueue(max_workers=2, run_task=run_task)
         yield JobQueueEnv(queue, sink.runs, start_workers=lambda: None, timeout=10.0)
         queue.shutdown()
 

@@ -2,7 +2,7 @@
 
     run_named(sink, "record", 42, "华星电子")   # records Run("record", (42, "华星电子"), pid, thread)
 
-In-process, the queue's ``run_task`` is ``a function calling run_named(sink, name, *args)``. On Redis, a
+In-process, the queue's ``run_task`` calls ``run_named(sink, name, *args)`` with a ListSink. On Redis, a
 worker process runs ``worker_entry(name, *args)`` (the queue's ``entry``), which records into a Redis
 list named after the job's queue, so the test process reads what another process ran.
 

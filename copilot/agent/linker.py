@@ -93,6 +93,9 @@ _TITLES = (
     "老师",
 )
 _MIN_ALIAS = 2
+_THAT_ONE_AFTER = re.compile(r"(那家|那个|这家|这个|那边的)")
+_THAT_ONE_BEFORE = re.compile(r"(那家|那个|这家|这个)([\u4e00-\u9fff]{2,6}?)(客户|公司|企业)")
+_NOT_DESCRIPTIVE = {"有限", "公司", "客户", "我们", "他们", "你们", "帮我", "给我"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +226,33 @@ class EntityLinker:
                         out[e.id] = Match(e.id, f"{surname}{title}", "contact", 0.7)
         return sorted(out.values(), key=lambda m: -m.score)
 
+    def described(self, text: str) -> list[Match]:
+        """「连锁那家客户」, 「那个物流客户」: a word of their names with 那家/那个 — every customer it fits."""
+        found: dict[str, Match] = {}
+        for m in _THAT_ONE_AFTER.finditer(text):  # X那家
+            head = text[: m.start()]
+            words = [head[-n:] for n in (4, 3, 2) if len(head) >= n and all(_is_han(c) for c in head[-n:])]
+            self._described(words, found)
+        for m in _THAT_ONE_BEFORE.finditer(text):  # 那个X客户
+            tail = m.group(2)
+            self._described([tail[:n] for n in (4, 3, 2) if len(tail) >= n], found)
+        return list(found.values())
+
+    def _described(self, words: list[str], found: dict[str, Match]) -> None:
+        for word in words:
+            if word in _NOT_DESCRIPTIVE:
+                continue
+            hits = [e.id for e in self.entities.values() if word in e.name]
+            if hits:
+                for cid in hits:
+                    found.setdefault(cid, Match(cid, word, "description", 0.75))
+                return
+
     def resolve(self, text: str) -> list[Match]:
         """Customers named directly, else through a contact; ties are kept (the caller asks which)."""
+        described = self.described(text)
+        if len(described) > 1:
+            return described  # several customers fit the description: ask which
         named = self.customers(text)
         if named:
             top = named[0].score

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from connectors.crm.base import STAGES
@@ -22,7 +22,16 @@ _STAGE = re.compile("(" + "|".join(STAGES) + ")")
 _VISIT_LOG = re.compile(
     r"(记|记录|登记|补录|录)[个一下条次]{0,2}(拜访|回访|电话|面谈|沟通|会议)|(今天|昨天|刚才|刚刚|上午|下午).{0,6}(拜访|去了|见了|打了电话|通了电话|聊了)"
 )
-_SCHEDULE = re.compile(r"(安排|约|预约|计划)[个一下条次]{0,2}(拜访|回访|上门|面谈|见面|会议)|(去|上门)拜访")
+_SCHEDULE = re.compile(
+    r"(安排|约|预约|计划|排)[个一下条次]{0,2}(拜访|回访|上门|面谈|见面|会议|演示)|(去|上门)拜访|上门|去现场|回访"
+    r"|(帮我|给我)(约|排)"
+)
+# A contact event that already happened (记一下：今天下午电话联系了…) is a visit log, not a note.
+_HAPPENED = re.compile(
+    r"(今天|昨天|前天|刚才|刚刚|上午|下午|早上|晚上|上周|[0-9一二三四五六七八九十]+[号日]).{0,12}"
+    r"(拜访|去了|见了|见到|电话|通话|联系了|聊了|谈了|开了|参加了|面谈|沟通了|演示了)"
+    r"|(拜访|电话|会面|面谈)(记录)?[：:]"
+)
 _NOTE = re.compile(r"(加|添加|记|写)[个一下条]{0,2}(备注|笔记)|备注[：:]|记一下|记下来|帮我记")
 _STAGE_CHANGE = re.compile(r"(改|推进|更新|调|设|标)[成到为]?[「“\"]?(" + "|".join(STAGES) + ")|阶段")
 # What introduces the task's content: 「…任务：X」, 「提醒我X」, 「…任务，X」.
@@ -47,8 +56,10 @@ class Parsed:
 def op_of(message: str) -> str:
     if _STAGE_CHANGE.search(message) and _STAGE.search(message):
         return "update_stage"
-    if _VISIT_LOG.search(message):
+    if _VISIT_LOG.search(message) or (_NOTE.search(message) and _HAPPENED.search(message)):
         return "log_visit"
+    if re.search(r"任务|待办|提醒", message):  # 「建个任务：…回访」 is a task, whatever it is about
+        return "create_task"
     if _SCHEDULE.search(message):
         return "schedule_visit"
     if _NOTE.search(message) and "任务" not in message:
@@ -114,10 +125,24 @@ def parse_command(message: str, *, as_of: date, customer_surface: str | None, co
         fields = {"title": title or "拜访客户", "date": when, "due": when, "contact": contact}
         return Parsed(op, {k: v for k, v in fields.items() if v})
     if op == "log_visit":
-        day = due.iso() if due and due.date <= as_of else as_of.isoformat()
+        day = _visit_day(message, as_of)
         fields = {"date": day, "notes": title, "contact": contact}
         return Parsed(op, {k: v for k, v in fields.items() if v})
     return Parsed(op, {"notes": title} if title else {}, None if title else "请告诉我备注的内容。")
+
+
+def _visit_day(message: str, as_of: date) -> str:
+    """The day a logged visit happened: 昨天/前天, a calendar date (12月3号), else today."""
+    if "前天" in message:
+        return (as_of - timedelta(days=2)).isoformat()
+    if "昨天" in message:
+        return (as_of - timedelta(days=1)).isoformat()
+    m = re.search(r"(?:([0-9一二三四五六七八九十]{1,2})月)?([0-9一二三四五六七八九十]{1,3})[号日]", message)
+    if m:
+        due = resolve_due(m.group(0) + "前", as_of)  # the calendar date nearest ahead, or this month's
+        if due is not None:
+            return due.iso()
+    return as_of.isoformat()
 
 
 def crm_change(change: dict[str, Any], *, opportunity_id: str | None, user_id: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from copilot.identity.access import customer_for, customers_for
 from copilot.identity.users import UserDirectory
 from copilot.infra.llm.chat_model import ChatModel
 from copilot.storage import tables as t
+from copilot.voice.extract.dates import resolve_due
 
 if TYPE_CHECKING:
     from copilot.features.suggestions.suggester import Suggester
@@ -45,8 +46,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
-_PRONOUN = re.compile(r"他们|她们|这家|那家|该客户|这个客户|那个客户|对方|他家|人家")
+_PRONOUN = re.compile(
+    r"他们|她们|这家|那家|该客户|这个客户|那个客户|对方|他家|人家|^(她|他)|(她|他)(说|们|那边|提|问|想|要|觉得)"
+)
 _CUSTOMER_ID = re.compile(r"\bc_[a-z0-9_]{2,40}\b")
+_SOMEONES = re.compile(
+    r"^(那)?[\u4e00-\u9fffA-Za-z]{2,8}(的|那边)(.{1,3}(总|经理|部长|主任|总监|工)|二期|三期|商机|项目|报价|合同)"
+)
 # 「百佳惠最近怎么样」: a name-like subject before the question (not 「下一步怎么跟进」, 「帮我建个任务」)
 _NAMES_SOMETHING = re.compile(
     r"^(?!下一步|接下来|最近|帮我|帮忙|请|麻烦|给我|我们|我|这个|那个|他们|客户)[\u4e00-\u9fffA-Za-z0-9_]{2,16}?"
@@ -60,7 +66,7 @@ OUT_OF_SCOPE = (
 )
 NOTHING_PENDING = "当前没有待确认的操作。需要我做什么，可以直接说，例如「帮我给华星建个任务：周五前发报价」。"
 NOTHING_TO_DISMISS = "好的，当前没有待确认的操作。"
-WHICH_CUSTOMER = "请问是哪位客户？可以说客户名称，例如「华星」。"
+WHICH_CUSTOMER = "请问是哪位客户？请说客户名称或简称。"
 UNKNOWN_CUSTOMER = "没有找到您可以查看的这位客户。请确认客户名称，或在客户列表中选择。"
 
 
@@ -192,13 +198,24 @@ class _Turn:
 
     def run(self) -> ChatAnswer:
         matches = self._mentions(self.message)
+        text = bare(self.message)
+        just_a_name = bool(matches) and len(text) - max(len(m.surface) for m in matches) <= 3
+        # about a customer: one in focus (他们, a follow-up, or no other subject), or someone we cannot match
+        names_other = bool(
+            _NAMES_SOMETHING.match(self.message)
+            or _SOMEONES.match(self.message)
+            or _CUSTOMER_ID.search(self.message)
+        )
+        about = names_other or (bool(self.state.focus_customer_id) and not matches)
         intent = classify(self.message, clarifying=bool(self.state.clarify), pending=bool(self.state.pending),
-                          named=bool(matches))  # fmt: skip
+                          named=bool(matches), just_a_name=just_a_name, about_customer=about)  # fmt: skip
         if intent.name == "clarify_answer":
             return self._clarified(intent, matches)
         self.state.clarify = None
         if intent.name in ("confirm", "dismiss"):
             return self._decide(intent)
+        if intent.verb == "amend" and self.state.pending:
+            return self._amend(intent)
         if intent.name == "smalltalk":
             text = THANKS if re.search(r"谢|感谢|辛苦", self.message) else SMALLTALK
             return self._answer(ChatAnswer(text, ()), intent, self.state.focus_customer_id)
@@ -273,7 +290,8 @@ class _Turn:
         again = classify(original, named=True)
         self.message = original or self.message
         answer = self._respond(again, chosen)
-        return replace(answer, intent="clarify_answer")
+        # picking one of the options offered is a clarify answer; naming the customer we asked for is the question
+        return replace(answer, intent="clarify_answer" if options else answer.intent)
 
     # -- answers -------------------------------------------------------------------------------------
     def _respond(self, intent: Intent, customer: str | None) -> ChatAnswer:
@@ -348,6 +366,29 @@ class _Turn:
         self.state.pending = change
         text = f"将{describe(change, short_name(snap.name))}。回复「确认」写入 CRM，回复「算了」取消。"
         return self._answer(ChatAnswer(text, ()), intent, customer, proposed_change=change)
+
+    def _amend(self, intent: Intent) -> ChatAnswer:
+        """「不对，改成下周三」: the pending change with the new date (or title), still pending."""
+        pending = dict(self.state.pending or {})
+        fields = dict(pending.get("fields") or {})
+        due = resolve_due(self.message, self.day)
+        if due is not None:
+            for key in ("due", "date"):
+                if key in fields or (key == "due" and pending["op"] == "create_task"):
+                    fields[key] = due.iso()
+        else:
+            new = re.split(r"改成|改为|换成|改到", self.message, maxsplit=1)[-1].strip(" ：:，,。")
+            if new and pending["op"] in ("create_task", "schedule_visit"):
+                fields["title"] = new[:120]
+            elif new:
+                fields["notes"] = new[:500]
+        pending["fields"] = fields
+        self.state.pending = pending
+        snap = self.conv.snapshot(self.user, pending["customer_id"])
+        text = (
+            f"已修改：将{describe(pending, short_name(snap.name))}。回复「确认」写入 CRM，回复「算了」取消。"
+        )
+        return self._answer(ChatAnswer(text, ()), intent, pending["customer_id"], proposed_change=pending)
 
     def _decide(self, intent: Intent) -> ChatAnswer:
         if intent.number is not None:

@@ -219,3 +219,11 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
         value = _utc(out.get(name))
         out[name] = value.isoformat() if value else None
     return out
+
+
+def count(engine: Engine) -> int:
+    """How many CRM writes have been queued in all (each confirmed change is one row)."""
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())

@@ -309,7 +309,7 @@ class Container:
             suggester=lambda: self.suggester,
             on_dropped=self.metrics.citations_dropped.inc,
             on_failed=self.notifier,
-            idle_minutes=self.settings.chat_idle_minutes,
+            idle_minutes=self.settings.chat_idle_seconds / 60,
         )
 
     @component

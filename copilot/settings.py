@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     max_audio_seconds: int = 600
     # Background write-back: outbox delivery every N seconds (0 = off), CRM sync-back every M seconds.
     outbox_interval_s: float = 30.0
+    chat_idle_seconds: float = 7200.0  # a conversation idle this long starts afresh (focus, pending change)
     crm_sync_interval_s: float = 600.0
     # Security (SECURITY.md): request bodies, web sessions, login links, abuse limits, headers.
     max_json_bytes: int = 1024 * 1024  # every request body but memo uploads and platform callbacks

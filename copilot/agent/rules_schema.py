@@ -16,12 +16,10 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from copilot.agent.ruleset import RulesError
+
 MAX_RULES_BYTES = 64 * 1024
 MAX_RULES = 100
-
-
-class RulesError(ValueError):
-    """The rules file is invalid; the message (Chinese) says what to fix."""
 
 
 class _StrictLoader(yaml.SafeLoader):

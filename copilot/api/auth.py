@@ -14,10 +14,10 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
 from copilot.domain import User
-from copilot.identity.sessions import COOKIE_NAME, WebSession, sessions_for
+from copilot.identity.sessions import COOKIE_NAME, WebSession
 
 if TYPE_CHECKING:
-    from copilot.services import Services
+    from copilot.container import Container as Services
 
 STATE_KEY = "copilot_credential"  # in scope["state"]: the Credential, or None when there is none
 
@@ -44,7 +44,7 @@ def resolve(services: Services, headers: Headers) -> Credential | None:
             return None
         user = services.users.authenticate(token.strip())
         return Credential(user, "bearer") if user is not None else None
-    session = sessions_for(services).resolve(session_cookie(headers))
+    session = services.web_sessions.resolve(session_cookie(headers))
     return Credential(session.user, "cookie", session) if session is not None else None
 
 

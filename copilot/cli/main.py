@@ -65,7 +65,7 @@ def run(
 
     svc = services()
     typer.echo("检查本地模型…")
-    from copilot.models_check import check_models
+    from copilot.cli.models_check import check_models
 
     for status in check_models(svc, load=False):
         mark = "✓" if status["ok"] else "✗"
@@ -75,9 +75,8 @@ def run(
     tokens = seed_if_empty(svc, progress=typer.echo)
     base = f"http://{host}:{port}"
     typer.echo("\n销售副驾已就绪：" + base)
-    from copilot.identity.login_codes import login_codes_for
 
-    codes = login_codes_for(svc)
+    codes = svc.login_codes
     for t in tokens:  # one-time codes, never the API token itself (links end up in histories and logs)
         typer.echo(f"  {t['label']}（{t['user_id']}）登录链接：{base}/login?code={codes.mint(t['user_id'])}")
     typer.echo(
@@ -107,11 +106,10 @@ def users_login_link(
     as_json: JsonOpt = False,
 ) -> None:
     """生成一次性网页登录链接（默认 10 分钟内有效，只能使用一次；不含 API 令牌）。"""
-    from copilot.identity.login_codes import login_codes_for
 
     svc = services()
     try:
-        code = login_codes_for(svc).mint(user_id)
+        code = svc.login_codes.mint(user_id)
     except LookupError:
         fail(f"用户 {user_id} 不存在（先用 copilot crm import 导入用户）")
     url = f"{base_url.rstrip('/')}/login?code={code}"
@@ -126,11 +124,10 @@ def users_login_link(
 @users_app.command("revoke")
 def users_revoke(user_id: str, as_json: JsonOpt = False) -> None:
     """吊销用户的全部令牌，并结束其全部网页会话。"""
-    from copilot.identity.sessions import sessions_for
 
     svc = services()
     n = svc.users.revoke_tokens(user_id)
-    ended = sessions_for(svc).end_for_user(user_id)
+    ended = svc.web_sessions.end_for_user(user_id)
     if as_json:
         emit_json({"user_id": user_id, "revoked": n, "sessions_ended": ended})
     else:
@@ -145,7 +142,7 @@ def crm_import(
     as_json: JsonOpt = False,
 ) -> None:
     """导入 CRM 数据；按 id 幂等（重复导入只更新，不会重复）。"""
-    from copilot.crm_import import CRMImporter, ImportFileError
+    from copilot.features.crm_import import CRMImporter, ImportFileError
 
     svc = services()
     try:
@@ -177,7 +174,7 @@ def outbox(
     as_json: JsonOpt = False,
 ) -> None:
     """待写入 CRM 的变更（发件箱）：查看、重试、取消。"""
-    from copilot.writeback.commands import cancel_outbox, list_outbox, retry_outbox
+    from copilot.features.writeback.commands import cancel_outbox, list_outbox, retry_outbox
 
     engine = services().engine
     if action == "list":

@@ -1,1 +1,2 @@
-"""Who is calling: web sessions and one-time login codes (users and scoping live in copilot.users)."""
+"""Who is calling and what they may see: users and API tokens (users.py), scoping (access.py), server-side
+web sessions (sessions.py) and one-time login codes (login_codes.py)."""

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 
-from copilot.identity.tables import login_codes
-from copilot.users import TOKEN_PREFIX, UserDirectory
+from copilot.identity.users import TOKEN_PREFIX, UserDirectory
+from copilot.storage.tables import login_codes
 
 CODE_PREFIX = "lc_"
 LINK_TOKEN_LABEL = "login-link"  # noqa: S105 - a label, not a secret
@@ -85,9 +85,3 @@ class LoginCodes:
                 return None
             row = conn.execute(select(c.user_id, c.token_id).where(c.id == cid)).one()
         return row.user_id, row.token_id
-
-
-def login_codes_for(services) -> LoginCodes:
-    """The one LoginCodes of a ``Services`` (lifetime from COPILOT_LOGIN_CODE_MINUTES)."""
-    ttl = timedelta(minutes=services.settings.login_code_minutes)
-    return services._once("_login_codes", lambda: LoginCodes(services.engine, services.users, ttl=ttl))

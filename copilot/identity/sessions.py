@@ -23,9 +23,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, insert, select, update
 
 from copilot.domain import User
-from copilot.identity.tables import web_sessions
-from copilot.storage.tables import api_tokens
-from copilot.users import UserDirectory
+from copilot.identity.users import UserDirectory
+from copilot.storage.tables import api_tokens, web_sessions
 
 COOKIE_NAME = "copilot_session"
 _PREFIX = "cps_"
@@ -132,17 +131,3 @@ class SessionStore:
         with self._engine.begin() as conn:
             stmt = update(web_sessions).where(where, web_sessions.c.ended_at.is_(None))
             return conn.execute(stmt.values(ended_at=self._clock())).rowcount
-
-
-def sessions_for(services) -> SessionStore:
-    """The one SessionStore of a ``Services`` (timeouts from COPILOT_SESSION_IDLE_MINUTES / _MAX_HOURS)."""
-    cfg = services.settings
-    return services._once(
-        "_web_sessions",
-        lambda: SessionStore(
-            services.engine,
-            services.users,
-            idle=timedelta(minutes=cfg.session_idle_minutes),
-            absolute=timedelta(hours=cfg.session_max_hours),
-        ),
-    )

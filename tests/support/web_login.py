@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 
-from copilot.identity.login_codes import login_codes_for
-
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
 def web_login(client, services, user_id: str) -> str:
     """Open a web session for ``user_id`` on ``client`` (cookie kept by the client); returns the CSRF
     token its pages carry, to send as ``X-CSRF-Token`` on state changes."""
-    code = login_codes_for(services).mint(user_id)
+    code = services.login_codes.mint(user_id)
     response = client.get(f"/login?code={code}", follow_redirects=False)
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/").text)

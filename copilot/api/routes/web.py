@@ -24,8 +24,8 @@ from copilot.api.auth import Credential, cached, session_cookie
 from copilot.api.csrf import token_matches
 from copilot.api.deps import ServicesDep, current_credential, current_user_or_none
 from copilot.domain import User
-from copilot.identity.login_codes import login_codes_for, token_id_of
-from copilot.identity.sessions import COOKIE_NAME, sessions_for
+from copilot.identity.login_codes import token_id_of
+from copilot.identity.sessions import COOKIE_NAME
 
 
 def _csrf_context(request: Request) -> dict[str, Any]:
@@ -80,7 +80,7 @@ async def _failed(request: Request, error: str) -> Response:
 
 
 def _start_session(request: Request, services, user_id: str, token_id: str) -> Response:
-    store = sessions_for(services)
+    store = services.web_sessions
     store.end(session_cookie(request.headers))  # a new login replaces the browser's old session
     cookie, _ = store.start(user_id, token_id)
     response = RedirectResponse("/", status_code=303)
@@ -101,7 +101,7 @@ async def login_page(
         return _page(request, None, 200)
     if (locked := await _locked_out(request)) is not None:
         return locked
-    redeemed = await run_in_threadpool(login_codes_for(services).redeem, code)
+    redeemed = await run_in_threadpool(services.login_codes.redeem, code)
     if redeemed is None:
         return await _failed(request, BAD_CODE.format(minutes=services.settings.login_code_minutes))
     return await run_in_threadpool(_start_session, request, services, *redeemed)
@@ -129,7 +129,7 @@ def logout(
     if credential is not None and credential.via == "cookie":
         if not token_matches(csrf_token or request.headers.get("x-csrf-token"), credential):
             return RedirectResponse("/", status_code=303)  # a forged logout changes nothing
-        sessions_for(services).end(session_cookie(request.headers))
+        services.web_sessions.end(session_cookie(request.headers))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=services.settings.https
@@ -141,7 +141,7 @@ def logout(
 def chat_page(request: Request, user: MaybeUser, services: ServicesDep):
     if user is None:
         return RedirectResponse("/login", status_code=303)
-    from copilot.access import customers_for
+    from copilot.identity.access import customers_for
 
     customers = customers_for(user, crm=services.crm, users=services.users)
     return templates.TemplateResponse(request, "chat.html", {"user": user, "customers": customers})

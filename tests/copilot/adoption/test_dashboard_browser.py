@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 from copilot.api.app import create_app
-from copilot.identity.login_codes import login_codes_for
 from tests.support.browser import requires_browser, run_node_script
 from tests.support.servers import serve_in_thread
 
@@ -57,7 +56,7 @@ def test_dashboard_in_headless_chromium_matches_hand_computed_numbers(log_servic
     artifacts = Path(os.environ.get("COPILOT_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     shot = artifacts / "dashboard.png"
-    code = login_codes_for(log_services).mint("mgr_a")
+    code = log_services.login_codes.mint("mgr_a")
     with serve_in_thread(create_app(log_services)) as base:
         out = run_node_script(SCRIPT, tmp_path, BASE=base, LOGIN_CODE=code, SHOT=str(shot))
     # Team t_a by hand (conftest LOG): sg_1 accepted+applied, sg_2 edited, sg_3 dismissed, sg_4 ignored, sg_5 pending.

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from copilot.api.app import create_app
-from copilot.memos import memo_pipeline
-from copilot.services import build_services
+from copilot.container import build_container
 from copilot.settings import Settings
 from copilot.storage import tables as t
 from tests.copilot.conftest import DATA, token_for
@@ -34,7 +33,7 @@ def limited(monkeypatch, crm_services):
     def build(**env: str):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        services = build_services(Settings())
+        services = build_container(Settings())
         services.provide("kb", None)
         services.provide("jobs", DroppedJobs())  # uploads are stored, never transcribed, here
         return services
@@ -146,7 +145,7 @@ def test_the_daily_upload_quota(limited, client_for):
 
 def test_failed_uploads_are_deleted_after_the_retention(limited):
     services = limited(COPILOT_FAILED_UPLOAD_RETENTION_DAYS="7")
-    pipeline = memo_pipeline(services)
+    pipeline = services.memos
     rep = services.users.get("rep_a")
     old, recent, done = (pipeline.accept(rep, "c_a1", data) for data in (b"<html>", b"PK\x03\x04", WAV))
     with services.engine.begin() as conn:

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from copilot.features.writeback import outbox
 from copilot.features.writeback.change_fields import InvalidChange, validate_change
+from copilot.features.writeback.delivery import list_notifications
 from copilot.storage import tables as t
-from copilot.writeback import outbox
-from copilot.writeback.delivery import failure_notifier, list_notifications, run_outbox_tick
 from tests.copilot.conftest import token_for
 
 TASK = {"op": "create_task", "fields": {"customer_id": "c_a1", "title": "发送报价单", "due": "2026-12-01"}}
@@ -126,14 +126,14 @@ def _row(services, row_id):
 def test_a_poison_row_fails_at_once_and_the_rep_is_notified(crm_services):
     row_id = _poison_row(crm_services, {"customer_id": "c_a1", "title": {"x": [1, 2]}})
 
-    out = run_outbox_tick(crm_services, now=T0 + timedelta(seconds=1), sync=False)
+    out = crm_services.writeback.tick(now=T0 + timedelta(seconds=1), sync=False)
 
     row = _row(crm_services, row_id)
     assert out["failed"] == 1 and row["status"] == "failed" and row["attempts"] == 1
     assert "title 应为文本" in row["last_error"]
     notes = list_notifications(crm_services.engine, "rep_a")["items"]
     assert len(notes) == 1 and notes[0]["kind"] == "crm_write_failed"
-    later = run_outbox_tick(crm_services, now=T0 + timedelta(days=1), sync=False)
+    later = crm_services.writeback.tick(now=T0 + timedelta(days=1), sync=False)
     assert later == {"delivered": 0, "retrying": 0, "failed": 0}  # never picked up again
 
 
@@ -175,7 +175,5 @@ def test_a_database_outage_during_delivery_is_transient(crm_services):
     now = T0
     for _ in range(4):
         now += timedelta(minutes=5)
-        outbox.deliver_pending(
-            crm_services.engine, crm, now, policy=policy, on_failed=failure_notifier(crm_services)
-        )
+        outbox.deliver_pending(crm_services.engine, crm, now, policy=policy, on_failed=crm_services.notifier)
     assert _row(crm_services, row_id)["status"] == "pending" and crm.calls == 4  # still retrying

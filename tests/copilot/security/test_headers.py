@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.services import build_services
+from copilot.container import build_container
 from copilot.settings import Settings
 from tests.copilot.conftest import token_for
 from tests.support.web_login import web_login
@@ -71,7 +71,7 @@ def test_docs_load_swagger_ui_from_this_server(crm_services, client_for):
 
 def test_docs_can_be_turned_off(monkeypatch, client_for):
     monkeypatch.setenv("COPILOT_API_DOCS", "false")
-    client = client_for(build_services(Settings()))
+    client = client_for(build_container(Settings()))
     assert (
         client.get("/docs").status_code == 404
         and client.get("/docs/assets/swagger-ui.css").status_code == 404
@@ -80,10 +80,10 @@ def test_docs_can_be_turned_off(monkeypatch, client_for):
 
 def test_metrics_need_the_token_when_one_is_set(monkeypatch, client_for):
     assert (
-        client_for(build_services(Settings())).get("/metrics").status_code == 200
+        client_for(build_container(Settings())).get("/metrics").status_code == 200
     )  # unset: open (documented)
     monkeypatch.setenv("COPILOT_METRICS_TOKEN", "m-secret-1")
-    client = client_for(build_services(Settings()))
+    client = client_for(build_container(Settings()))
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = client.get("/metrics", headers={"Authorization": "Bearer m-secret-1"})

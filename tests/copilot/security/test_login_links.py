@@ -16,7 +16,6 @@ from uvicorn.logging import AccessFormatter
 from copilot.api.access_log import StripQueryString, log_config
 from copilot.api.app import create_app
 from copilot.cli.main import app as cli
-from copilot.identity.login_codes import login_codes_for
 from copilot.identity.sessions import COOKIE_NAME
 from tests.support.servers import serve_in_thread
 
@@ -44,7 +43,7 @@ def test_login_link_command_prints_a_one_time_code_not_a_token(crm_services, cli
 
 
 def test_a_code_expires_after_ten_minutes(crm_services, client_for):
-    codes = login_codes_for(crm_services)
+    codes = crm_services.login_codes
     code = codes.mint("rep_a")
     codes._clock = lambda: datetime.now(UTC) + timedelta(minutes=10, seconds=1)
     assert codes.redeem(code) is None
@@ -66,8 +65,8 @@ def test_an_api_token_in_the_url_no_longer_logs_in(crm_services, client_for):
 def test_run_prints_login_links_with_codes(crm_services, monkeypatch):
     token = crm_services.users.issue_token("rep_a")
     import copilot.cli.main as main
+    import copilot.cli.models_check as models_check
     import copilot.demo.seed as seed
-    import copilot.models_check as models_check
 
     monkeypatch.setattr(
         seed,
@@ -93,7 +92,7 @@ def test_serve_filters_query_strings_out_of_the_access_log(monkeypatch):
 
 
 def test_a_real_server_logs_the_login_request_without_its_code(crm_services):
-    code = login_codes_for(crm_services).mint("rep_a")
+    code = crm_services.login_codes.mint("rep_a")
     names = ("uvicorn", "uvicorn.access", "uvicorn.error")
     saved = {
         n: (lg.handlers[:], lg.filters[:], lg.level, lg.propagate)

@@ -11,9 +11,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from copilot.cli.main import app as cli
-from copilot.identity.login_codes import login_codes_for
-from copilot.identity.sessions import COOKIE_NAME, sessions_for
-from copilot.identity.tables import web_sessions
+from copilot.identity.sessions import COOKIE_NAME
+from copilot.storage.tables import web_sessions
 from tests.support.web_login import csrf_of, web_login
 
 
@@ -65,7 +64,7 @@ def test_an_idle_or_too_old_session_is_over(crm_services, client_for):
     client = client_for(crm_services)
     web_login(client, crm_services, "rep_a")
     cookie = client.cookies[COOKIE_NAME]
-    store = sessions_for(crm_services)
+    store = crm_services.web_sessions
     now = datetime.now(UTC)
 
     store._clock = lambda: now + store.idle - timedelta(minutes=1)
@@ -95,11 +94,11 @@ def test_the_cookie_is_http_only_same_site_and_secure_behind_https(crm_services,
     assert jar[COOKIE_NAME].has_nonstandard_attr("HttpOnly") and not jar[COOKIE_NAME].secure
 
     monkeypatch.setenv("COPILOT_HTTPS", "true")
-    from copilot.services import build_services
+    from copilot.container import build_container
     from copilot.settings import Settings
 
-    https = build_services(Settings())
-    code = login_codes_for(https).mint("rep_a")
+    https = build_container(Settings())
+    code = https.login_codes.mint("rep_a")
     response = client_for(https).get(f"/login?code={code}", follow_redirects=False)
     set_cookie = response.headers["set-cookie"].lower()
     assert "secure" in set_cookie and "httponly" in set_cookie and "samesite=lax" in set_cookie

@@ -34,10 +34,8 @@ def test_customers_and_their_suggestions(crm_services, client_for):
 
 
 def test_memos(crm_services, client_for):
-    from copilot.memos import memo_pipeline
-
     crm_services.provide("jobs", None)  # the memo is only stored, never processed, here
-    memo_id = memo_pipeline(crm_services).accept(crm_services.users.get("rep_b"), "c_b1", b"RIFF")
+    memo_id = crm_services.memos.accept(crm_services.users.get("rep_b"), "c_b1", b"RIFF")
     client = client_for(crm_services)
     for user in ("rep_a", "mgr_a"):  # another team's rep, another team's manager
         headers = token_for(crm_services, user)

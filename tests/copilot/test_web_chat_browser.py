@@ -64,12 +64,13 @@ def test_rep_confirms_a_suggestion_and_rates_a_talk_track_in_the_browser(kb_serv
 THREE_TURNS = r"""
 const { chromium } = require(process.env.PW);
 (async () => {
-  const base = process.env.BASE, out = { errors: [], answers: [] };
+  const base = process.env.BASE, out = { errors: [], answers: [], csp: [] };
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   page.on('pageerror', e => out.errors.push(String(e)));
-  await page.goto(base + '/login?token=' + process.env.TOKEN);
+  page.on('console', m => { if (m.text().includes('Content Security Policy')) out.csp.push(m.text()); });
+  await page.goto(base + '/login?code=' + process.env.LOGIN_CODE);  // a one-time login link
   for (const say of ['华兴最近怎么样？', '那他们要是说太贵了呢？', '帮我给他们建个任务：下周三前把三年TCO测算发给张总']) {
     const n = await page.$$eval('.msg.bot', els => els.length);
     await page.fill('#message', say);
@@ -96,11 +97,11 @@ def test_three_turns_in_the_web_chat_create_exactly_one_task(kb_services, tmp_pa
             return conn.execute(select(crm_t.tasks).where(crm_t.tasks.c.customer_id == "c_a1")).all()
 
     before = len(tasks())
-    token = kb_services.users.issue_token("rep_a")
+    code = kb_services.login_codes.mint("rep_a")
     with serve_in_thread(create_app(kb_services)) as base:
-        out = run_node_script(THREE_TURNS, tmp_path, BASE=base, TOKEN=token, SHOT=str(tmp_path / "turns.png"))
+        out = run_node_script(THREE_TURNS, tmp_path, BASE=base, LOGIN_CODE=code, SHOT=str(tmp_path / "turns.png"))
 
-    assert out["errors"] == []
+    assert out["errors"] == [] and out["csp"] == []
     assert any("华星电子" in a and "近况" in a for a in out["answers"][0])
     assert any(a.startswith("建议这样回应：") for a in out["answers"][1])
     assert any("回复「确认」写入 CRM" in a for a in out["answers"][2])

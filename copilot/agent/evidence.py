@@ -318,9 +318,12 @@ def _contains_any(hit: Hit, words: Sequence[str]) -> bool:
     return not words or any(w and w in hay for w in words)
 
 
+_HEADER_LINES = re.compile(r"^(?:(?:版本日期|生效日期|发布部门|发布|密级|审批)[^\n]*\n+)+")
+
+
 def _substantive(hit: Hit) -> bool:
     """Not a header stub (``版本日期：… 密级：…``): something a rep can use."""
-    text = hit.chunk.text.strip()
+    text = _HEADER_LINES.sub("", hit.chunk.text.strip()).strip()
     return len(text) >= 30 and not text.startswith("版本日期")
 
 

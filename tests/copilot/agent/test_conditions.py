@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from connectors.crm.base import CustomerSnapshot, Opportunity, Purchase, StageEntry, Task, Visit
+from connectors.crm.base import CustomerSnapshot, Opportunity, Purchase, Task, Visit
 from copilot.agent.conditions import CATALOGUE, check_condition, compile_condition
 from copilot.agent.expression import ExpressionError, parse, truthy
 from copilot.agent.facts import Commitment, customer_facts, open_commitments

@@ -235,7 +235,7 @@ def open_commitments(facts: Facts, lookback_days: int = COMMITMENT_LOOKBACK_DAYS
 
 # -- detection in memos and notes -----------------------------------------------------------------
 
-_NAME_TAIL = re.compile(r"(科技|物联|智能|信息|软件|网络|技术|集团|股份|有限公司|公司)+$")
+_NAME_TAIL = re.compile(r"(科技|物联|智能|信息|软件|网络|技术|医疗|财务|器械|电子|集团|股份|有限公司|公司)+$")
 
 
 def competitor_aliases(name: str) -> tuple[str, ...]:

@@ -110,3 +110,14 @@ def extraction(
         kb=optional(c.kb_if_cheap, "knowledge base"), embedder=c.embedder if embedder else None,
     )  # fmt: skip
     _print(run_extraction(memos, extract=extract), as_json)
+
+
+@app.command("rules")
+def rules(
+    gold: Annotated[Path, typer.Option("--gold", exists=True, dir_okay=False, help="规则金标 JSONL")],
+    as_json: JsonOpt = False,
+) -> None:
+    """规则起草评测：从知识库规则/制度文档起草的规则，对照文档中写明的规则（阈值与动作）。"""
+    from evals.rule_drafts import run_rule_drafts
+
+    _print(run_rule_drafts(_read_jsonl(gold), services().rules_admin.draft()), as_json)

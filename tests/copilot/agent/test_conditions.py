@@ -187,3 +187,15 @@ def test_drafts_carry_the_threshold_the_action_and_the_source_sentence():
     for d in drafts.values():
         assert d.citation["quote"] in POLICY and check_condition(d.expression) is None
     assert number("四十五") == 45 and number("两") == 2
+
+
+def test_rule_draft_eval_needs_action_thresholds_and_fields():
+    from evals.rule_drafts import run_rule_drafts
+
+    gold = [{"id": "stall", "action_type": "escalate", "thresholds": [60], "mentions": ["days_in_stage"]},
+            {"id": "quote", "action_type": "follow_up_quote", "thresholds": [7], "mentions": ["quote"]}]  # fmt: skip
+    drafts = [d.to_json() for d in draft_rules("rules/policy.md", POLICY)]
+    assert run_rule_drafts(gold, drafts)["recall"] == 1.0
+    wrong = [{"expression": "opp.days_in_stage > 45", "action_type": "escalate"}]
+    assert run_rule_drafts(gold, wrong) == {"n_rules": 2, "found": 0, "recall": 0.0, "n_drafts": 1,
+                                            "precision": 0.0, "missed": ["stall", "quote"]}  # fmt: skip

@@ -338,9 +338,12 @@ def extract_offline(
             continue
         lo = hi = k
         same = clauses[k].sentence
-        while (  # a lead-in clause only when the trigger alone is too short to stand ("太贵了")
-            len(_clean(clauses[k].text)) < 6
-            and lo - 1 >= 0
+        while (  # a lead-in clause when the trigger is short ("太贵了") or the lead-in names a competitor
+            lo - 1 >= 0
+            and (
+                len(_clean(clauses[k].text)) < 10
+                or any(n and n in clauses[lo - 1].text for n in competitor_names)
+            )
             and clauses[lo - 1].sentence == same
             and labels[lo - 1][0] == "none"
             and lo - 1 not in used

@@ -200,3 +200,14 @@ def names(
             {"reference": reference, "before": heard.text, "after": fixed.text, "vocabulary": vocabulary}
         )
     _print(score_names(scored), as_json)
+
+
+@app.command("rules")
+def rules(
+    gold: Annotated[Path, typer.Option("--gold", exists=True, dir_okay=False, help="规则金标 JSONL")],
+    as_json: JsonOpt = False,
+) -> None:
+    """规则起草评测：从知识库规则/制度文档起草的规则，对照文档中写明的规则（阈值与动作）。"""
+    from evals.rule_drafts import run_rule_drafts
+
+    _print(run_rule_drafts(_read_jsonl(gold), services().rules_admin.draft()), as_json)

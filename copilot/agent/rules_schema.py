@@ -60,7 +60,12 @@ class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, StringConstraints(max_length=64)]
-    kind: Annotated[str, StringConstraints(max_length=64)]
+    kind: Annotated[str, StringConstraints(max_length=64)] = ""  # "condition" when an expression is given
+    expression: Annotated[str, StringConstraints(max_length=2000)] = ""  # a manager's condition
+    citation: Annotated[
+        dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=20)
+    ] = {}
+    meta: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=20)] = {}
     enabled: bool = True
     description: Text = ""
     action_type: Annotated[str, StringConstraints(max_length=64)]

@@ -99,7 +99,9 @@ def test_three_turns_in_the_web_chat_create_exactly_one_task(kb_services, tmp_pa
     before = len(tasks())
     code = kb_services.login_codes.mint("rep_a")
     with serve_in_thread(create_app(kb_services)) as base:
-        out = run_node_script(THREE_TURNS, tmp_path, BASE=base, LOGIN_CODE=code, SHOT=str(tmp_path / "turns.png"))
+        out = run_node_script(
+            THREE_TURNS, tmp_path, BASE=base, LOGIN_CODE=code, SHOT=str(tmp_path / "turns.png")
+        )
 
     assert out["errors"] == [] and out["csp"] == []
     assert any("华星电子" in a and "近况" in a for a in out["answers"][0])

@@ -45,11 +45,11 @@ class SilkPcm:
 
 
 def _length(data: bytes, pos: int, limit: int) -> int | None:
-    """Payload length at ``pos`` if it is plausible (1..``limit``) and the payload is all there."""
+    """Payload length at ``pos`` if it is plausible (0..``limit``) and the payload is all there."""
     if pos + 2 > len(data):
         return None
     size = int.from_bytes(data[pos : pos + 2], "little")
-    return size if 0 < size <= limit and pos + 2 + size <= len(data) else None
+    return size if size <= limit and pos + 2 + size <= len(data) else None
 
 
 def _chains(data: bytes, pos: int, limit: int, length: int) -> bool:
@@ -58,7 +58,7 @@ def _chains(data: bytes, pos: int, limit: int, length: int) -> bool:
         if pos + 2 > len(data) or data[pos : pos + 2] == b"\xff\xff":
             return True
         size = int.from_bytes(data[pos : pos + 2], "little")
-        if not 0 < size <= limit:
+        if size > limit:
             return False
         pos += 2 + size  # past the end: a cut-off last packet, which ends the chain too
     return True
@@ -69,6 +69,7 @@ def parse_silk(data: bytes) -> SilkStream:
     pos = data.index(MAGIC) + len(MAGIC)
     packets: list[bytes | None] = []
     packet_bytes = packet_count = 0  # the mean packet so far: what damaged bytes stood for
+    in_step = True  # on packet boundaries (false after damaged bytes)
     while pos + 2 <= len(data):
         claimed = int.from_bytes(data[pos : pos + 2], "little")
         if claimed == _END:
@@ -79,12 +80,12 @@ def parse_silk(data: bytes) -> SilkStream:
         size = _length(data, pos, limit)
         # In step, the next length must be plausible too (a damaged length may look like one, but
         # rarely points at another); after damaged bytes, a longer chain must.
-        in_step = not packets or packets[-1] is not None
         if size is not None and _chains(data, pos, limit, 2 if in_step else _RESYNC_CHAIN):
-            packets.append(data[pos + 2 : pos + 2 + size])
+            packets.append(data[pos + 2 : pos + 2 + size] if size else None)  # 0 bytes: a lost packet
             packet_bytes += 2 + size
             packet_count += 1
             pos += 2 + size
+            in_step = True
             continue
         if 0 < claimed <= limit and len(data) - pos <= 2 * typical:
             return SilkStream(packets=tuple(packets), cut_last_packet=True)  # an interrupted upload
@@ -93,6 +94,7 @@ def parse_silk(data: bytes) -> SilkStream:
             start += 1
         packets.extend([None] * max(1, round((start - pos) / typical)))
         pos = start
+        in_step = False
     return SilkStream(packets=tuple(packets), cut_last_packet=pos < len(data))
 
 

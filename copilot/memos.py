@@ -7,8 +7,8 @@
     pipeline.confirm(user, memo_id, {"notes": "…"})              # the rep confirms (edits) the visit log
 
 The upload is written to disk before anything else and is never deleted, so a memo that fails (corrupt,
-silent, too long) or whose process dies mid-transcription is not lost: failures are stored as
-``{"code", "message"}`` (Chinese), and ``resume_pending()`` re-queues memos left queued/processing.
+truncated, silent, too long, no speech heard) or whose process dies mid-transcription is not lost:
+failures are stored as ``{"code", "message"}`` (Chinese), and ``resume_pending()`` re-queues memos left queued/processing.
 Confirming the draft visit log goes through the CRM write-back path (``copilot.writeback.apply``: audit,
 outbox, idempotent CRM write) under the key ``"{memo_id}:log_visit"``; its status is read back from the
 outbox, so the memo row needs no extra column. Logs carry memo ids only, never transcript text.
@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from copilot.storage import tables as t
 from copilot.voice import ModelUnavailable
 from copilot.voice.decode import AudioError, decode_audio, detect_format
 from copilot.voice.extract import ExtractionContext, extract_visit, locator, script_segments
+from copilot.voice.transcribe import require_speech
 from copilot.writeback import outbox
 from copilot.writeback.apply import apply_change
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PENDING = ("queued", "processing")
-_NO_SPEECH = "录音中没有识别出语音内容，请靠近麦克风重新录制。"
 _INTERNAL = "处理录音时出错，录音已保存，请稍后重试或联系管理员。"
 _MAX_CONTEXT_CUSTOMERS = 50
 # What the rep may change in the draft visit log before confirming; the rest (customer, rep, memo) is fixed.
@@ -176,7 +176,7 @@ class MemoPipeline:
             return self._fail(memo_id, "internal_error", _INTERNAL)
         visit = record.to_json()
         visit["transcription"] = {"language": transcript.language, "duration_s": round(transcript.duration_s, 2),
-                                  "rtf": round(transcript.rtf, 4)}  # fmt: skip
+                                  "rtf": round(transcript.rtf, 4), "decoding": transcript.decoding}  # fmt: skip
         self._set(
             memo_id, status="done", transcript=transcript.text, error=None, visit_record=visit,
             segments=[{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments],
@@ -204,8 +204,7 @@ class MemoPipeline:
         context = self.context_for(row.customer_id, row.user_id)
         hotwords = self.hotwords(context, row.user_id)
         transcript = self._transcriber().transcribe(audio.samples, hotwords=hotwords)
-        if not transcript.segments:
-            raise AudioError("no_speech", _NO_SPEECH)
+        transcript = require_speech(replace(transcript, decoding=audio.report()))  # no words, no record
         record = extract_visit(
             transcript.segments, recorded_at=_parse_when(row.recorded_at), context=context, llm=self.llm,
             embedder=_optional(self._embedder, "embedder"),

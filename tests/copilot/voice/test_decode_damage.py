@@ -60,15 +60,21 @@ def test_amr_with_dtx_pauses_decodes_to_its_length_with_the_speech_after_each_pa
 
 @pytest.mark.parametrize("name", ["speech_nb_dtx.amr", "speech_wb_dtx.amr"])
 def test_amr_from_a_real_encoder_with_dtx_decodes_to_its_length(name, reference):
-    """libopencore-amrnb / libvo-amrwbenc with DTX on: the sentence, a 2 s pause, the sentence."""
-    true_s = 2 * len(reference) / SAMPLE_RATE + 2.0
-    second_s = len(reference) / SAMPLE_RATE + 2.0
+    """libopencore-amrnb / libvo-amrwbenc with DTX on: the sentence, a 2 s pause, another sentence."""
+    wideband, frames = amr_frames.read(AUDIO / name)
+    true_s = len(frames) * amr_frames.FRAME_S  # every frame is 20 ms, NO_DATA included (RFC 4867 §5.3)
+    kinds = [(f[0] >> 3) & 0x0F for f in frames]
+    dtx = {9, 15} if wideband else {8, 15}
+    after_pause = max(i for i, ft in enumerate(kinds) if ft in dtx and i < len(kinds) * 0.8) + 1
+    second_s = after_pause * amr_frames.FRAME_S
 
     audio = decode_audio(AUDIO / name)
 
     assert abs(audio.duration_s - true_s) <= 0.02 * true_s
     assert audio.dtx_s > 1.0 and audio.concealed_s == 0
-    assert _best_correlation(_at(audio.samples, second_s, len(reference) / SAMPLE_RATE), reference) > 0.9
+    assert _best_correlation(_at(audio.samples, 0.0, len(reference) / SAMPLE_RATE), reference) > 0.9
+    second = _at(audio.samples, second_s, true_s - second_s - 0.3)  # the second sentence, where it was said
+    assert 20 * np.log10(np.sqrt(np.mean(second**2))) > -35
 
 
 def test_amr_frames_flagged_bad_are_concealed_not_counted_as_dtx():
@@ -129,7 +135,7 @@ def test_a_file_cut_short_fails_as_truncated_rather_than_a_shorter_transcript(na
 
 def test_amr_cut_mid_frame_keeps_every_whole_frame():
     """AMR states no length: an interrupted upload is what arrived, minus the partial last frame."""
-    data = (AUDIO / "speech_nb_dtx.amr").read_bytes()
+    data = (AUDIO / "speech_nb.amr").read_bytes()  # 32-byte frames: 5 bytes off cut the last one
     full = decode_audio(data)
 
     cut = decode_audio(data[:-5])

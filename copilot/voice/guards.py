@@ -20,7 +20,7 @@ silences out with its VAD even on short memos.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +41,7 @@ _ECHO_STRIP_RUN = 6  # within real words, runs this long of the prompt are cut o
 # Loops: a 2-20 character phrase said 4+ times in a row, or one character 6+ times.
 _PHRASE_LOOP = re.compile(r"(.{2,20}?)\1{3,}")
 _CHAR_LOOP = re.compile(r"(.)\1{5,}")
+_LOOP_SHARE, _LOOP_NO_SPEECH_PROB = 0.8, 0.5  # a segment this much loop, over doubtful audio, is dropped
 _MIN_REPEAT_CHARS = 4  # a segment repeating the previous one is a loop (short replies may repeat)
 
 
@@ -74,13 +75,20 @@ def _echo_runs(text: str, prompt: str, min_run: int) -> list[tuple[int, int]]:
     return runs
 
 
-def is_prompt_echo(text: str, prompt: str) -> bool:
-    """Whisper repeating its initial prompt (``prompt`` in the script of ``text``), whole or in pieces."""
+def is_prompt_echo(text: str, prompt: str, names: Sequence[str] = ()) -> bool:
+    """Whisper repeating what it was prompted with (``prompt`` and the hotword ``names``, in the script
+    of ``text``), whole or in pieces: 「请加上标点符号。」, or 「张总，刘工，刘工，刘工，」 from the hotwords
+    over speech it could not make out."""
     said, echo = bare(text), bare(prompt)
     if len(said) >= _ECHO_PREFIX and said[:_ECHO_PREFIX] == echo[:_ECHO_PREFIX]:
         return True
-    covered = sum(end - start for start, end in _echo_runs(said, echo, _ECHO_RUN))
-    return len(said) >= _ECHO_RUN and covered >= _ECHO_SHARE * len(said)
+    covered = [False] * len(said)
+    for start, end in _echo_runs(said, echo, _ECHO_RUN):
+        covered[start:end] = [True] * (end - start)
+    for name in {bare(n) for n in names if len(bare(n)) >= 2}:
+        for found in re.finditer(re.escape(name), said):
+            covered[found.start() : found.end()] = [True] * len(name)
+    return len(said) >= 2 and sum(covered) >= _ECHO_SHARE * len(said)
 
 
 def strip_prompt_echo(text: str, prompt: str) -> str:
@@ -138,18 +146,25 @@ def keep_heard(
     samples: np.ndarray | None,
     *,
     prompt: str | None,
+    names: Sequence[str] = (),
     clean: Callable[[str], str] = lambda t: t,
 ) -> list[Heard]:
-    """The segments worth showing, text cleaned (``clean``, then loops collapsed), in order."""
+    """The segments worth showing, text cleaned (``clean``, then loops collapsed), in order. ``names``:
+    the hotwords Whisper was given (a segment of nothing but those names is an echo too)."""
     kept: list[Heard] = []
     echo = clean(prompt) if prompt else None
     for heard in segments:
         text = clean(heard.text.strip())
-        if echo and is_prompt_echo(text, echo):
+        if (echo or names) and is_prompt_echo(text, echo or "", names):
             continue
-        text = collapse_loops(strip_prompt_echo(text, echo) if echo else text)
+        text = strip_prompt_echo(text, echo) if echo else text
+        looped, text = text, collapse_loops(text)
         said = bare(text)
         if not said or is_no_speech(heard) or is_silent(samples, heard.start, heard.end):
+            continue
+        # Mostly loop, over audio Whisper doubts is speech: nothing was said (a real sentence Whisper
+        # looped on keeps its first saying; its no_speech_prob is low).
+        if len(said) <= (1 - _LOOP_SHARE) * len(bare(looped)) and heard.no_speech_prob > _LOOP_NO_SPEECH_PROB:
             continue
         if kept and len(said) >= _MIN_REPEAT_CHARS and said == bare(kept[-1].text):
             continue

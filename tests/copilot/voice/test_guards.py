@@ -46,6 +46,14 @@ def test_real_words_are_not_an_echo(text):
     assert not is_prompt_echo(text, PROMPT)
 
 
+def test_the_hotwords_looping_on_their_own_are_an_echo_but_names_in_sentences_are_not():
+    names = ["华星电子", "华星", "张总", "刘工", "智云科技"]
+
+    assert is_prompt_echo(collapse_loops("张总，刘工，刘工，刘工，刘工，刘工，"), PROMPT, names)
+    assert not is_prompt_echo("今天见了华星电子的张总。", PROMPT, names)
+    assert not is_prompt_echo("张总说可以。", PROMPT, names)
+
+
 def test_pieces_of_the_prompt_are_cut_out_of_real_words():
     assert strip_prompt_echo("今天见了客户，以下是普通话的句子。", PROMPT) == "今天见了客户，"
     assert (
@@ -72,11 +80,19 @@ def test_keep_heard_drops_echoes_silence_no_speech_and_repeated_segments():
         Heard(10.0, 14.0, "今天見了客戶,對方說報價太貴了。"),  # the same segment again: a loop
         Heard(10.0, 14.0, "嗯。", no_speech_prob=0.93, avg_logprob=-0.86),  # Whisper sure it is empty
         Heard(10.0, 14.0, "下週三之前發報價,下週三之前發報價,下週三之前發報價,下週三之前發報價,"),
+        Heard(
+            0.0, 14.0, "《盡王》" + "《殿王》" * 60 + "《殿", no_speech_prob=0.89, avg_logprob=-0.1
+        ),  # a loop
+        Heard(14.0, 18.0, "討論報價方案," * 8, no_speech_prob=0.05, avg_logprob=-0.4),  # said once, looped
     ]
 
     kept = keep_heard(heard, audio, prompt=PROMPT, clean=chinese_text)
 
-    assert [k.text for k in kept] == ["今天见了客户，对方说报价太贵了。", "下周三之前发报价，"]
+    assert [k.text for k in kept] == [
+        "今天见了客户，对方说报价太贵了。",
+        "下周三之前发报价，",
+        "讨论报价方案，",
+    ]
 
 
 def test_confident_segments_of_real_speech_are_kept():

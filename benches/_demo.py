@@ -18,10 +18,10 @@ def seeded_demo():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["COPILOT_HOME"] = tempfile.mkdtemp(prefix="copilot-bench-")
     os.environ.setdefault("COPILOT_MODELS_DIR", str(Path(".cache/models").resolve()))
+    from copilot.container import build_container
     from copilot.demo.seed import seed_if_empty
-    from copilot.services import build_services
 
-    services = build_services()
+    services = build_container()
     t0 = time.perf_counter()
     logins = seed_if_empty(services)
     print(f"seed demo (CRM + KB ingest + model load): {time.perf_counter() - t0:.1f} s")

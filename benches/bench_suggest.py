@@ -14,10 +14,9 @@ ROUNDS = 5
 
 
 def main() -> None:
-    from copilot.suggestions import suggester_for
 
     services, _logins = seeded_demo()
-    sg = suggester_for(services)
+    sg = services.suggester
     customers = [c.id for c in services.crm.list_customers()]
     services.kb.search("预热", k=1)  # load the embedding model outside the timings
 

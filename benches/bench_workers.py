@@ -3,7 +3,7 @@
 The demo is seeded once into a fresh PostgreSQL database (dropped at the end) and a fresh COPILOT_HOME;
 jobs go to a queue of their own on the local Redis. For each worker count: start the workers, warm
 them up (every worker loads the embedding model on its first job), then enqueue N
-`copilot.jobs.tasks.generate_suggestions` jobs (the demo customers, round robin) and time until all
+`copilot.worker.tasks.generate_suggestions` jobs (the demo customers, round robin) and time until all
 have finished. Bounded: each phase stops waiting after BENCH_WORKERS_TIMEOUT seconds.
 
     python -m benches workers            BENCH_WORKERS_JOBS=300 (default)
@@ -112,7 +112,7 @@ def _wait_workers(queue, n: int, timeout: float) -> None:
 
 def _run_batch(jobs_queue, customers: list[str], count: int, timeout: float) -> tuple[int, int, float]:
     """Enqueue ``count`` jobs; (finished, failed, seconds until the last one ended or the timeout)."""
-    from copilot.jobs.tasks import generate_suggestions
+    from copilot.worker.tasks import generate_suggestions
 
     started = time.perf_counter()
     ids = [
@@ -151,11 +151,11 @@ def main() -> None:
             for name in [k for k in os.environ if k.startswith(("COPILOT_", "OPENAI_"))]:
                 del os.environ[name]
             os.environ.update(env)
+            from copilot.container import build_container
             from copilot.demo.seed import seed_if_empty
-            from copilot.jobs.redis_queue import RedisJobQueue
-            from copilot.services import build_services
+            from copilot.infra.jobs.redis_queue import RedisJobQueue
 
-            services = build_services()
+            services = build_container()
             t0 = time.perf_counter()
             seed_if_empty(services)
             customers = [c.id for c in services.crm.list_customers()]

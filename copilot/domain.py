@@ -86,12 +86,23 @@ class ChatAnswer:
     mode: str = "offline"  # offline | llm
     note: str | None = None  # e.g. why the LLM answer was replaced by the offline one
     dropped_citations: int = 0  # claims the validator rejected (counted in metrics, never shown)
+    # the conversation (DESIGN §5.7)
+    conversation_id: str | None = None
+    intent: str | None = None
+    customer_id: str | None = None
+    proposed_change: dict[str, Any] | None = None
+    clarify: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
+            "conversation_id": self.conversation_id,
             "answer": self.answer,
             "citations": [c.to_json() for c in self.citations],
             "suggestions": [s.to_json() for s in self.suggestions],
+            "intent": self.intent,
+            "customer_id": self.customer_id,
+            "proposed_change": self.proposed_change,
+            "clarify": self.clarify,
             "mode": self.mode,
         }
         if self.note:

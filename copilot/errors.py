@@ -37,6 +37,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "llm_unavailable": (503, "大模型服务暂不可用，已改用离线模式。"),
     "db_unavailable": (503, "数据库暂不可用，请稍后重试。"),
     "model_unavailable": (503, "本地模型不可用。"),
+    "config_error": (503, "服务配置有误，请管理员检查环境变量。"),
     "internal_error": (500, "服务器内部错误，请稍后重试。"),
     "jobs_unavailable": (503, "任务队列（Redis）暂不可用，请稍后重试。"),
     "crm_unavailable": (503, "CRM 暂时不可用，请稍后重试。"),
@@ -54,6 +55,13 @@ class AppError(Exception):
         self.status = status or default_status
         self.detail = detail or default_detail
         super().__init__(f"{code}: {self.detail}")
+
+
+class ConfigError(AppError):
+    """A setting is missing or wrong; the message (Chinese) names the variable to fix."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("config_error", detail)
 
 
 def request_id(request: Request) -> str:

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     max_audio_seconds: int = 600
     # Background write-back: outbox delivery every N seconds (0 = off), CRM sync-back every M seconds.
     outbox_interval_s: float = 30.0
+    chat_idle_seconds: float = 7200.0  # a conversation idle this long starts afresh (focus, pending change)
     crm_sync_interval_s: float = 600.0
 
     llm: LLMSettings = Field(default_factory=LLMSettings)

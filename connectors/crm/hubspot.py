@@ -30,7 +30,8 @@ from connectors.crm.base import (
     VisitDraft,
 )
 from connectors.crm.errors import CRMRejected
-from connectors.http import make_client, send
+from connectors.crm.transport import send
+from connectors.http import make_client
 
 # Our stages → dealstage ids of HubSpot's default sales pipeline; data, not code.
 DEFAULT_STAGE_MAP = {

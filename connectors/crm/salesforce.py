@@ -31,7 +31,8 @@ from connectors.crm.base import (
     VisitDraft,
 )
 from connectors.crm.errors import CRMRejected, CRMUnavailable
-from connectors.http import make_client, send
+from connectors.crm.transport import send
+from connectors.http import make_client
 
 # Our stages → the org's Opportunity.StageName picklist values (Salesforce's defaults); data, not code.
 DEFAULT_STAGE_MAP = {

@@ -15,7 +15,7 @@ from importlib import resources
 
 from copilot.agent.citations import ClaimedCitation, Evidence, validate
 from copilot.domain import ChatAnswer, Citation
-from copilot.llm.chat_model import ChatModel, LLMError
+from copilot.infra.llm.chat_model import ChatModel, LLMError
 from knowledge_base.documents import Hit
 
 logger = logging.getLogger(__name__)

@@ -10,18 +10,17 @@ out of the evidence (documents, memo segments, CRM notes are data, never instruc
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import Engine, select
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.crm.base import CRM, CustomerSnapshot
 from copilot.agent.citations import Evidence, crm_label, memo_label, memo_locator
-from copilot.agent.rules import Facts, MemoView, RuleSet, Segment, Trigger, competitor_aliases, parse_day
+from copilot.agent.facts import Facts, MemoView, parse_day
+from copilot.agent.ruleset import Trigger
 from copilot.agent.safety import looks_like_injection
-from copilot.storage import tables as t
 
 if TYPE_CHECKING:
     from knowledge_base.base import KnowledgeBase
@@ -160,29 +159,12 @@ def crm_items(facts: Facts) -> list[Item]:
 # -- memos ----------------------------------------------------------------------------------------
 
 
-def load_memos(engine: Engine, customer_id: str) -> list[MemoView]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                t.memos.c.id,
-                t.memos.c.recorded_at,
-                t.memos.c.transcript,
-                t.memos.c.segments,
-                t.memos.c.visit_record,
-            )
-            .where(t.memos.c.customer_id == customer_id)
-            .where(t.memos.c.status == "done")
-        ).all()
-    out = []
-    for r in rows:
-        segments = tuple(
-            Segment(float(s.get("start", 0)), float(s.get("end", 0)), str(s.get("text", "")))
-            for s in (r.segments or [])
-            if isinstance(s, dict) and str(s.get("text", "")).strip()
-        )
-        record = r.visit_record if isinstance(r.visit_record, dict) else None
-        out.append(MemoView(r.id, parse_day(r.recorded_at), r.transcript or "", segments, record))
-    return out
+class MemoSource(Protocol):
+    """Where the agent reads a customer's finished memos (``copilot.features.memos.repo.MemoRepo``)."""
+
+    def done_memos(self, customer_id: str) -> list[MemoView]: ...
+
+    def customer_of(self, memo_id: str) -> str | None: ...
 
 
 def memo_items(memo: MemoView) -> list[tuple[int | None, Item]]:
@@ -281,74 +263,12 @@ def _substantive(hit: Hit) -> bool:
     return len(text) >= 30 and not text.startswith("版本日期")
 
 
-def _first(hits: list[Hit], words: Sequence[str]) -> Hit | None:
+def first_hit(hits: list[Hit], words: Sequence[str]) -> Hit | None:
     return next((h for h in hits if _substantive(h) and _contains_any(h, words)), None)
-
-
-def passages_for(
-    trigger: Trigger, facts: Facts, ruleset: RuleSet, finder: PassageFinder, teams: set[str] | None
-) -> dict[str, Hit]:
-    """KB passages a trigger cites: ``reason`` (the rules document), ``material``, ``case``, ``policy``."""
-    rule, out = trigger.rule, {}
-    as_of = facts.as_of
-    if rule.reason_query:
-        hits = finder.search(rule.reason_query, teams=teams, as_of=as_of, doc_types=("rules",), k=4)
-        hit = _first(hits, rule.reason_keywords)
-        if hit:
-            out["reason"] = hit
-    if rule.kind == "objection":
-        kind = str(rule.param("objection", ""))
-        words = (kind, *ruleset.objection_keywords.get(kind, ()))
-        hits = finder.search(str(rule.param("material_query", kind)), teams=teams, as_of=as_of,
-                             doc_types=tuple(rule.param("material_types") or ()), k=6)  # fmt: skip
-        hit = _first(hits, words)
-        if hit:
-            out["material"] = hit
-        industry = facts.customer.industry
-        if rule.param("same_industry_case") and industry:
-            query = f"{industry} 客户案例 {kind}"
-            hit = next(
-                iter(
-                    finder.search(
-                        query, teams=teams, as_of=as_of, doc_types=("case",), industry=industry, k=3
-                    )
-                ),
-                None,
-            )
-            if hit is None:
-                stem = industry[:2]
-                hits = finder.search(query, teams=teams, as_of=as_of, doc_types=("case",), k=6)
-                hit = next(
-                    (h for h in hits if stem in f"{h.document.industry or ''}{h.document.title}"), None
-                )
-            if hit:
-                out["case"] = hit
-    elif rule.kind == "competitor":
-        name = str(trigger.data["competitor"])
-        aliases = competitor_aliases(name)
-        query = str(rule.param("material_query", "{competitor}")).replace("{competitor}", name)
-        hits = finder.search(
-            query, teams=teams, as_of=as_of, doc_types=tuple(rule.param("material_types") or ()), k=6
-        )
-        hit = _first(hits, aliases) or _first(finder.search(query, teams=teams, as_of=as_of, k=6), aliases)
-        if hit:
-            out["material"] = hit
-    elif rule.kind == "discount_request":
-        tier = str(trigger.data.get("tier", ""))
-        query = str(rule.param("policy_query", "{tier}类客户 折扣上限")).replace("{tier}", tier)
-        hits = finder.search(
-            query, teams=teams, as_of=as_of, doc_types=tuple(rule.param("policy_types") or ()), k=6
-        )
-        hit = next((h for h in hits if discount_cap(h.chunk.text, tier) is not None), None)
-        if hit:
-            out["policy"] = hit
-    return out
 
 
 def discount_cap(text: str, tier: str) -> float | None:
     """``A类客户最高12%`` → 12.0 for tier A; None when the text states no cap for the tier."""
-    import re
-
     if not tier:
         return None
     m = re.search(rf"{re.escape(tier)}\s*类客户[^。；;，,]{{0,12}}?(\d+(?:\.\d+)?)\s*%", text)
@@ -387,32 +307,6 @@ class EvidenceSet:
         return self.crm.get(("visits", f"visit {index + 1}"))
 
 
-def gather(
-    facts: Facts,
-    triggers: list[Trigger],
-    ruleset: RuleSet,
-    *,
-    finder: PassageFinder | None,
-    teams: set[str] | None,
-) -> EvidenceSet:
-    ev = EvidenceSet(facts=facts, triggers=triggers)
-    for item in crm_items(facts):
-        ev.crm[(item.ref.split(".", 1)[1], item.locator)] = ev.add(item)
-    for memo in facts.memos[:MAX_MEMOS]:
-        for idx, item in memo_items(memo):
-            ev.memo[(memo.id, idx)] = ev.add(item)
-    if finder is None:
-        return ev
-    for trig in triggers:
-        for role, hit in passages_for(trig, facts, ruleset, finder, teams).items():
-            ev.passages[(trig.rule.id, trig.key, role)] = ev.add(kb_item(hit))
-            if role == "policy":
-                cap = discount_cap(hit.chunk.text, str(trig.data.get("tier", "")))
-                if cap is not None:
-                    ev.discount_caps[str(trig.data.get("tier"))] = cap
-    return ev
-
-
 class SourceResolver:
     """The stored text at (kind, ref, locator), for verifying rendered citations independently."""
 
@@ -420,11 +314,11 @@ class SourceResolver:
         self,
         *,
         crm: CRM,
-        engine: Engine,
+        memos: MemoSource,
         kb: Callable[[], KnowledgeBase] | None,
         facts_for: Callable[[CustomerSnapshot], Facts],
     ) -> None:
-        self._crm, self._engine, self._kb, self._facts_for = crm, engine, kb, facts_for
+        self._crm, self._memos, self._kb, self._facts_for = crm, memos, kb, facts_for
         self._crm_text: dict[str, dict[tuple[str, str], str]] = {}
 
     def __call__(self, kind: str, ref: str, locator: str) -> str | None:
@@ -439,11 +333,10 @@ class SourceResolver:
                 self._crm_text[customer_id] = {(i.ref, i.locator): i.text for i in items}
             return self._crm_text[customer_id].get((ref, locator))
         if kind == "memo":
-            with self._engine.connect() as conn:
-                row = conn.execute(select(t.memos.c.customer_id).where(t.memos.c.id == ref)).first()
-            if row is None:
+            customer_id = self._memos.customer_of(ref)
+            if customer_id is None:
                 return None
-            for memo in load_memos(self._engine, row.customer_id):
+            for memo in self._memos.done_memos(customer_id):
                 if memo.id == ref:
                     return next((i.text for _x, i in memo_items(memo) if i.locator == locator), None)
         return None

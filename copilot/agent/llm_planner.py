@@ -13,10 +13,11 @@ from importlib import resources
 from typing import Any
 
 from copilot.agent.citations import ClaimedCitation, short_name
+from copilot.agent.drafting import Draft
 from copilot.agent.evidence import EvidenceSet
-from copilot.agent.offline_planner import Draft, PlanResult, clean_change, finalize, offline_drafts
+from copilot.agent.offline_planner import PlanResult, clean_change, finalize, offline_drafts
 from copilot.domain import ACTION_TYPES
-from copilot.llm.chat_model import ChatModel, LLMError
+from copilot.infra.llm.chat_model import ChatModel, LLMError
 
 logger = logging.getLogger(__name__)
 MAX_SUGGESTIONS = 6

@@ -12,29 +12,19 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.crm.base import STAGES, draft_fields, draft_for
-from copilot.agent.citations import ClaimedCitation, short_name, validate
+from copilot.agent.citations import validate
+from copilot.agent.drafting import Draft, pick_sentence
 from copilot.agent.evidence import EvidenceSet
-from copilot.agent.rules import Mention, Trigger
 from copilot.agent.safety import looks_like_injection
+from copilot.agent.triggers import draft_for_trigger
 from copilot.domain import ACTION_TYPES, CHANGE_OPS, Citation, ProposedChange, Suggestion
 
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?")
 MAX_QUOTE = 160
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    action_type: str
-    title: str
-    rationale: str
-    confidence: float
-    claims: tuple[ClaimedCitation, ...]
-    proposed_change: ProposedChange | None = None
-    rule_id: str | None = None
 
 
 @dataclass
@@ -45,25 +35,6 @@ class PlanResult:
     dropped_citations: int = 0
     dropped_suggestions: int = 0
     unsafe: list[str] = field(default_factory=list)  # reasons, for logs and tests (no text)
-
-
-def pick_sentence(text: str, keywords: tuple[str, ...] | list[str] = ()) -> str:
-    """A verbatim span of ``text``: the sentence with the most keywords (tags and stubs skipped), extended
-    by the next sentence when short; at most ~MAX_QUOTE chars."""
-    sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()] or [text.strip()]
-    useful = [
-        i for i, s in enumerate(sentences) if len(s) >= 12 and not s.startswith(("场景标签", "版本日期"))
-    ]
-    pool = useful or list(range(len(sentences)))
-    best = max(pool, key=lambda i: (sum(1 for k in keywords if k and k in sentences[i]), -i))
-    chosen = sentences[best]
-    if len(chosen) < 40 and best + 1 < len(sentences):
-        joined = text[text.index(chosen) :]
-        nxt = sentences[best + 1]
-        end = joined.find(nxt)
-        if end >= 0:
-            chosen = joined[: end + len(nxt)]
-    return chosen if len(chosen) <= MAX_QUOTE else chosen[:MAX_QUOTE]
 
 
 # -- discounts and other safety checks ------------------------------------------------------------
@@ -192,196 +163,12 @@ def finalize(
     return result
 
 
-# -- rule → draft ---------------------------------------------------------------------------------
-
-
-class _Builder:
-    def __init__(self, ev: EvidenceSet) -> None:
-        self.ev = ev
-        self.facts = ev.facts
-        self.c = ev.facts.customer
-        self.short = short_name(self.c.name)
-
-    def claim(
-        self, eid: str | None, quote: str | None = None, keywords: tuple[str, ...] = ()
-    ) -> list[ClaimedCitation]:
-        if not eid:
-            return []
-        text = self.ev.items[eid].text
-        if quote is None:
-            quote = pick_sentence(text, keywords) if self.ev.items[eid].kind != "crm" else text
-        return [ClaimedCitation(eid, quote)]
-
-    def part(self, eid: str | None, name: str) -> list[ClaimedCitation]:
-        if not eid:
-            return []
-        return self.claim(eid, self.ev.parts.get(eid, {}).get(name) or None)
-
-    def passage(self, trig: Trigger, role: str, keywords: tuple[str, ...] = ()) -> list[ClaimedCitation]:
-        eid = self.ev.passages.get((trig.rule.id, trig.key, role))
-        return self.claim(eid, None, keywords or trig.rule.reason_keywords) if eid else []
-
-    def mentions(self, mentions: list[Mention], limit: int = 2) -> list[ClaimedCitation]:
-        out: list[ClaimedCitation] = []
-        for m in mentions:
-            if m.kind == "memo":
-                eid = self.ev.memo.get((m.ref, m.index))
-                out += self.claim(eid, None, (m.keyword,))
-            elif m.kind == "visit" and m.index is not None:
-                out += self.claim(self.ev.visit_id(m.index), None)
-            elif m.kind == "opportunity":
-                out += self.part(self.ev.crm_id("opportunities", m.ref), "competitors")
-            if len(out) >= limit:
-                break
-        return out
-
-    def task(self, title: str, days: int, notes: str = "") -> ProposedChange:
-        due = (self.facts.as_of + timedelta(days=days)).isoformat()
-        fields = {
-            "customer_id": self.c.id,
-            "title": title,
-            "due": due,
-            "owner_user_id": self.c.owner_user_id,
-            "notes": notes,
-        }
-        return ProposedChange("create_task", fields)
-
-    @staticmethod
-    def where(mentions: list[Mention]) -> str:
-        m = mentions[0]
-        if m.kind == "memo":
-            return f"最新拜访录音 {m.ref} 中"
-        if m.kind == "visit":
-            return f"{m.ref} 的拜访记录中"
-        return f"在谈商机 {m.ref} 的竞品信息中"
-
-
-def draft_for_trigger(trig: Trigger, ev: EvidenceSet) -> Draft | None:
-    b, rule, data = _Builder(ev), trig.rule, trig.data
-    rule_note = f"依据规则：{rule.description}"
-    reason = b.passage(trig, "reason")
-    due_days = int(rule.param("due_in_days", 3))
-    bonus = 0.05 if reason else 0.0
-    if rule.kind == "visit_cadence":
-        v = b.facts.latest_visit
-        fact = f"最近一次拜访是 {v.date}，至今 {data['days']} 天" if v else "CRM 中没有拜访记录"
-        return Draft(
-            rule.action_type,
-            f"安排关怀拜访：{b.short}（{data['tier']} 类客户）已超过 {data['cadence']} 天拜访周期",
-            f"{fact}，超过 {data['tier']} 类客户 {data['cadence']} 天的拜访周期。{rule_note}",
-            0.8 + bonus,
-            (*b.part(ev.crm_id("visits", "latest"), "summary"), *reason),
-            b.task(f"关怀拜访：{b.short}", due_days),
-            rule.id,
-        )
-    if rule.kind == "purchase_decline":
-        eid = ev.crm_id("purchases", next((loc for f, loc in ev.crm if f == "purchases"), ""))
-        months = data["months"]
-        tail = "；".join(
-            p for p in (ev.parts.get(eid, {}).get("pieces") or "").split("；") if p.split(" ")[0] in months
-        )
-        drops = "、".join(f"{c:+.1f}%" for c in data["changes"])
-        return Draft(
-            rule.action_type,
-            f"关怀任务：{b.short} 月度采购额连续 {len(months)} 个月环比下降",
-            f"{months[0]} 至 {months[-1]} 采购额环比变化 {drops}。建议安排关怀拜访了解原因（门店调整、预算变化、竞品替代等）。{rule_note}",
-            0.8 + bonus,
-            (*b.claim(eid, tail or None), *reason),
-            b.task(f"关怀拜访：了解 {b.short} 采购额下降原因", due_days),
-            rule.id,
-        )
-    if rule.kind == "stage_stall":
-        opp = data["opportunity"]
-        return Draft(
-            rule.action_type,
-            f"升级推进：商机「{opp.name}」在「{opp.stage}」阶段已停留 {data['days']} 天",
-            f"该商机 {opp.stage_entered} 进入「{opp.stage}」，已超过 {data['limit']} 天未推进。建议升级至区域经理或请售前专家支持，共同制定推进计划。{rule_note}",
-            0.75 + bonus,
-            (*b.part(ev.crm_id("opportunities", opp.id), "stage"), *reason),
-            b.task(f"升级：与区域经理制定「{opp.name}」推进计划", due_days),
-            rule.id,
-        )
-    if rule.kind == "overdue_task":
-        task = data["task"]
-        return Draft(
-            str(data.get("action_type") or rule.action_type),
-            f"跟进逾期任务：{task.title}（已逾期 {data['days']} 天）",
-            f"该任务截止 {task.due}，至今未完成。建议尽快联系客户说明情况并完成，同时在 CRM 中更新任务状态。{rule_note}",
-            0.85 + bonus,
-            (*b.part(ev.crm_id("tasks", task.id), "status"), *reason),
-            b.task(f"完成逾期任务：{task.title}", due_days),
-            rule.id,
-        )
-    if rule.kind == "objection":
-        kind = data["objection"]
-        expert = rule.action_type == "involve_expert"  # a specialist is needed; documents only help
-        said = tuple(dict.fromkeys(m.keyword for m in data["mentions"])) if expert else ()
-        material = b.passage(trig, "material", (*said, str(kind)))
-        case = b.passage(trig, "case", (b.c.industry or "",))
-        if not material and not case and not expert:
-            return None
-        names = [ev.items[c.evidence_id].label for c in (*material, *case)]
-        docs = "、".join(dict.fromkeys(re.sub(r"^依据(《[^》]*》).*$", r"\1", n) for n in names))
-        if expert:
-            asked = "、".join(said) or kind
-            title = f"请售前/技术专家支持：解答客户关于{asked}的问题"
-            task = b.task(f"邀请售前/技术专家参与下次沟通，解答{asked}问题" + (f"（参考{docs}）" if docs else ""),
-                          due_days)  # fmt: skip
-        else:
-            title, task = f"应对{kind}异议：发送{docs}", b.task(f"发送{kind}异议资料：{docs}", due_days)
-        return Draft(
-            rule.action_type,
-            title,
-            f"{b.where(data['mentions'])}客户提出{kind}方面的顾虑。{rule_note}",
-            0.75 + bonus,
-            (*b.mentions(data["mentions"]), *material, *case, *reason),
-            task,
-            rule.id,
-        )
-    if rule.kind == "competitor":
-        material = b.passage(trig, "material", (data["competitor"],))
-        if not material:
-            return None
-        doc = re.sub(r"^依据(《[^》]*》).*$", r"\1", ev.items[material[0].evidence_id].label)
-        return Draft(
-            rule.action_type,
-            f"竞品应对：{data['competitor']}，使用{doc}",
-            f"{b.where(data['mentions'])}出现竞品「{data['competitor']}」。{rule_note}",
-            0.7 + bonus,
-            (*b.mentions(data["mentions"]), *material, *reason),
-            b.task(f"准备{data['competitor']}竞品对比材料（{doc}）", due_days),
-            rule.id,
-        )
-    if rule.kind == "discount_request":
-        tier = str(data["tier"])
-        cap = ev.discount_caps.get(tier)
-        policy = b.passage(trig, "policy", (f"{tier}类", f"{tier} 类"))
-        limit = (
-            f"现行价格政策 {tier} 类客户折扣上限为 {cap:g}%"
-            if cap is not None
-            else "折扣须以现行价格政策为准"
-        )
-        return Draft(
-            rule.action_type,
-            f"按现行价格政策答复折扣诉求（{tier} 类客户上限 {cap:g}%）"
-            if cap is not None
-            else "按现行价格政策答复折扣诉求",
-            f"{b.where(data['mentions'])}客户提出折扣要求。{limit}，超出部分须走特批，不得口头承诺。{rule_note}",
-            0.7 + (0.05 if policy else 0.0),
-            (*b.mentions(data["mentions"], limit=1), *policy, *reason),
-            b.task("按现行价格政策准备折扣答复与报价", due_days),
-            rule.id,
-        )
-    return None
+def offline_drafts(ev: EvidenceSet) -> list[Draft]:
+    return [d for d in (draft_for_trigger(t, ev) for t in ev.triggers) if d is not None]
 
 
 def plan_offline(ev: EvidenceSet, *, note: str | None = None) -> PlanResult:
-    drafts = [d for d in (draft_for_trigger(t, ev) for t in ev.triggers) if d is not None]
-    return finalize(drafts, ev, mode="offline", note=note)
-
-
-def offline_drafts(ev: EvidenceSet) -> list[Draft]:
-    return [d for d in (draft_for_trigger(t, ev) for t in ev.triggers) if d is not None]
+    return finalize(offline_drafts(ev), ev, mode="offline", note=note)
 
 
 __all__ = [

@@ -12,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Receive, Scope, Send
 
-from copilot.api.metrics import MetricsMiddleware
 from copilot.api.request_ids import RequestIdMiddleware
 from copilot.api.routes import (
     adoption,
@@ -27,9 +26,10 @@ from copilot.api.routes import (
     web,
 )
 from copilot.api.webhook_fast_path import WebhookFastPath
+from copilot.container import Container
 from copilot.errors import install_error_handlers
-from copilot.services import Services
-from copilot.writeback.delivery import OutboxLoop
+from copilot.features.writeback.delivery import OutboxLoop
+from copilot.infra.metrics import MetricsMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
 
@@ -47,8 +47,9 @@ def _session_secret(home: Path) -> str:
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     """Embedded mode: the server delivers the CRM outbox itself (Redis mode: `copilot worker` does)."""
-    services: Services = app.state.services
-    loop = None if services.settings.redis_url else OutboxLoop(services).start()
+    services: Container = app.state.services
+    interval = services.settings.outbox_interval_s
+    loop = None if services.settings.redis_url else OutboxLoop(services.writeback.tick, interval).start()
     try:
         yield
     finally:
@@ -65,7 +66,7 @@ class CopilotAPI(FastAPI):
         await self.fast_path(scope, receive, send)
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Container) -> FastAPI:
     app = CopilotAPI(title="销售副驾 Sales Copilot", version="0.1.0", description="中文优先、每条建议可追溯依据的销售助手 API",
                   lifespan=_lifespan)  # fmt: skip
     app.state.services = services
@@ -90,6 +91,6 @@ def create_app(services: Services) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The app of one ``copilot serve --workers N`` process: services built from the environment."""
-    from copilot.services import build_services
+    from copilot.container import build_container
 
-    return create_app(build_services())
+    return create_app(build_container())

@@ -30,13 +30,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from copilot.api.request_ids import SANE_REQUEST_ID, new_request_id
 from copilot.api.routes.channels import MAX_CALLBACK_BYTES
-from copilot.channels_service import channels_service
-from copilot.jobs.base import pending_acks
+from copilot.infra.jobs.port import pending_acks
 
 if TYPE_CHECKING:
     from connectors.channels.base import InboundMessage
-    from copilot.api.metrics import AppMetrics
-    from copilot.services import Services
+    from copilot.container import Container
+    from copilot.infra.metrics import AppMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class WebhookFastPath:
     message callbacks itself, with the request id and metrics the middleware would add; everything else
     goes on to ``app``."""
 
-    def __init__(self, app: ASGIApp, services: Services, metrics: AppMetrics) -> None:
+    def __init__(self, app: ASGIApp, services: Container, metrics: AppMetrics) -> None:
         self.app = app
         self._services = services
         self._metrics = metrics
@@ -134,7 +133,7 @@ class WebhookFastPath:
     async def _acknowledge(self, path: str, scope: Scope, body: bytes) -> tuple[bytes, bytes] | None:
         """The acknowledgement, or None when the full stack must answer (any error)."""
         try:
-            svc = channels_service(self._services)
+            svc = self._services.channels
             if path == WECOM:
                 query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode("latin-1")).items()}
                 message = svc.wecom().parse_callback(

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from connectors.channels.base import ChannelRejected
-from copilot.channels_service import channels_service, jobs_for
 from copilot.cli.common import fail, services
 from copilot.errors import AppError
 
 if TYPE_CHECKING:
     from connectors.channels.dingtalk_stream import DingTalkStream
-    from copilot.services import Services
+    from copilot.container import Container
 
 app = typer.Typer(help="聊天渠道：以独立进程运行的渠道连接", no_args_is_help=True)
 
@@ -36,17 +35,17 @@ CHECK_CREDENTIALS = (
     "请检查 COPILOT_DINGTALK_APP_KEY（钉钉应用 AppKey / Client ID）和 "
     "COPILOT_DINGTALK_APP_SECRET（AppSecret / Client Secret），并确认机器人的消息接收模式为 Stream 模式"
 )
-_LOGGERS = ("connectors.channels.dingtalk_stream", "copilot.channels_service")
+_LOGGERS = ("connectors.channels.dingtalk_stream", "copilot.features.channels.service")
 
 
-def build_dingtalk_stream(services: Services, **options: Any) -> DingTalkStream:
+def build_dingtalk_stream(services: Container, **options: Any) -> DingTalkStream:
     """The Stream client wired to the channels service; ``AppError`` naming missing variables.
 
     ``options`` go to ``DingTalkStream`` (``backoff``, ``on_connected`` …).
     """
     from connectors.channels.dingtalk_stream import DingTalkStream  # the SDK costs ~0.5 s to import
 
-    svc = channels_service(services)
+    svc = services.channels
     svc.dingtalk()  # the reply path; fails here, before connecting, when AppKey/AppSecret are unset
     cfg = services.settings.dingtalk
     return DingTalkStream(
@@ -94,12 +93,12 @@ def _console_log() -> Iterator[None]:
             log.setLevel(level)
 
 
-def run_dingtalk_stream(services: Services, stream: DingTalkStream) -> None:
+def run_dingtalk_stream(services: Container, stream: DingTalkStream) -> None:
     """Serve until the stream is stopped, then let replies already queued finish."""
     try:
         stream.start_forever()
     finally:
-        if not jobs_for(services).wait_idle(DRAIN_JOBS_S):
+        if not services.jobs.wait_idle(DRAIN_JOBS_S):
             typer.secho("部分回复仍在处理中，未等其完成即退出", fg=typer.colors.YELLOW, err=True)
 
 

@@ -8,15 +8,15 @@ from typing import Any, NoReturn
 
 import typer
 
-from copilot.services import Services, build_services
+from copilot.container import Container, build_container
 
-_services: dict[str, Services] = {}
+_services: dict[str, Container] = {}
 
 
-def services() -> Services:
-    """The CLI's composition root: one Services per process, built from the environment."""
+def services() -> Container:
+    """The CLI's composition root: one Container per process, built from the environment."""
     if "s" not in _services:
-        _services["s"] = build_services()
+        _services["s"] = build_container()
     return _services["s"]
 
 

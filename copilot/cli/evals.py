@@ -100,8 +100,68 @@ def extraction(
     as_json: JsonOpt = False,
 ) -> None:
     """拜访纪要抽取评测：需求、异议、竞品、下一步的 F1，异议类型、情绪与阶段准确率。"""
-    from copilot.memos import eval_extractor
+    from copilot.features.memos.evaluation import eval_extractor
+    from copilot.features.memos.hotwords import optional
     from evals.extraction import run_extraction
 
-    extract = eval_extractor(services(), embedder=services().embedder if embedder else None)
+    c = services()
+    extract = eval_extractor(
+        crm=c.crm, transcriber=lambda: c.transcriber, llm=c.llm,
+        kb=optional(c.kb_if_cheap, "knowledge base"), embedder=c.embedder if embedder else None,
+    )  # fmt: skip
     _print(run_extraction(memos, extract=extract), as_json)
+
+
+@app.command("chat")
+def chat(
+    dialogues: Annotated[
+        Path, typer.Option("--dialogues", exists=True, dir_okay=False, help="对话 JSONL（DESIGN §5.7）")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """多轮对话评测：意图、客户识别、CRM 变更提议、未经确认的写入、引用有效性、延迟。
+
+    在当前 COPILOT_HOME 的 CRM 与知识库上运行；对话中销售“确认”的变更会真实写入该 CRM（请用评测专用的数据目录）。"""
+    from copilot.agent.citations import verify
+    from copilot.agent.linker import Entity, names_of
+    from copilot.domain import Citation
+    from copilot.features.writeback import outbox
+    from evals.chat import load_dialogues, run_chat
+
+    c = services()
+    rows = load_dialogues(dialogues)
+    day: dict[str, str | None] = {"as_of": None}
+
+    def reply(user_id: str, conversation_id: str | None, message: str, as_of: str | None) -> dict:
+        from copilot.errors import AppError
+
+        day["as_of"] = as_of
+        user = c.users.get(user_id)
+        if user is None:
+            fail(f"对话中的用户 {user_id} 不存在（先导入该公司的 CRM 数据）")
+        try:
+            return c.conversation.reply(user, message, conversation_id=conversation_id, as_of=as_of).to_json()
+        except AppError as error:  # a refusal is an answer too (e.g. an empty message)
+            return {"conversation_id": conversation_id, "answer": error.detail, "citations": [], "suggestions": [],
+                    "intent": None, "customer_id": None, "proposed_change": None, "clarify": None}  # fmt: skip
+
+    def writes() -> int:
+        return outbox.count(c.engine)
+
+    def check(citation: dict) -> bool:
+        from copilot.features.suggestions.suggester import parse_as_of
+
+        # a fresh resolver per citation: confirmed changes in earlier turns change the CRM
+        resolver = c.suggester.resolver(parse_as_of(day["as_of"]))
+        cit = Citation(citation["kind"], citation["ref"], citation.get("locator", ""), citation.get("source", ""),
+                       citation["quote"], citation.get("label", ""))  # fmt: skip
+        return verify(cit, resolver)
+
+    def leaked(response: dict, customer_id: str) -> bool:
+        snap = c.crm.get_customer(customer_id)
+        if snap is None:
+            return False
+        text = json.dumps(response, ensure_ascii=False)
+        return any(n and len(n) >= 2 and n in text for n in names_of(Entity(snap.id, snap.name)))
+
+    _print(run_chat(rows, reply=reply, writes=writes, verify=check, leaked=leaked), as_json)

@@ -47,7 +47,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
 ) -> None:
     """检索知识库，返回带出处的片段。"""
-    from copilot.kb_views import hit_json
+    from copilot.features.kb_views import hit_json
 
     svc = services()
     visible = None

@@ -62,7 +62,7 @@ def run(
 
     svc = services()
     typer.echo("检查本地模型…")
-    from copilot.models_check import check_models
+    from copilot.cli.models_check import check_models
 
     for status in check_models(svc, load=False):
         mark = "✓" if status["ok"] else "✗"
@@ -106,7 +106,7 @@ def crm_import(
     as_json: JsonOpt = False,
 ) -> None:
     """导入 CRM 数据；按 id 幂等（重复导入只更新，不会重复）。"""
-    from copilot.crm_import import CRMImporter, ImportFileError
+    from copilot.features.crm_import import CRMImporter, ImportFileError
 
     svc = services()
     try:
@@ -138,7 +138,7 @@ def outbox(
     as_json: JsonOpt = False,
 ) -> None:
     """待写入 CRM 的变更（发件箱）：查看、重试、取消。"""
-    from copilot.writeback.commands import cancel_outbox, list_outbox, retry_outbox
+    from copilot.features.writeback.commands import cancel_outbox, list_outbox, retry_outbox
 
     engine = services().engine
     if action == "list":

@@ -21,7 +21,6 @@ def memo(
     as_json: JsonOpt = False,
 ) -> None:
     """把一段拜访录音转成文字、拜访记录（需求、异议、竞品、下一步）和 CRM 拜访日志草稿。"""
-    from copilot.memos import memo_pipeline
 
     svc = services()
     snapshot = svc.crm.get_customer(customer)
@@ -30,7 +29,7 @@ def memo(
     # The CLI acts for the customer's owner: the memo is theirs, as if they had uploaded it.
     owner = svc.users.get(snapshot.owner_user_id) if snapshot.owner_user_id else None
     user = owner or User(id="cli", name="命令行", role="admin", team_id=None)
-    pipeline = memo_pipeline(svc)
+    pipeline = svc.memos
     data = file.read_bytes()
     if len(data) > pipeline.max_bytes:
         fail(f"文件过大：最大支持 {pipeline.max_bytes // (1024 * 1024)} MB。")

@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("check")
 def check(as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False) -> None:
     """检查内置模型（向量模型、Whisper）是否就绪并可加载；不联网。"""
-    from copilot.models_check import check_models
+    from copilot.cli.models_check import check_models
 
     report = check_models(services(), load=True)
     ok = all(r["ok"] for r in report)

@@ -14,9 +14,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="输出一个 JSON 文档"
 
 
 def _suggester():
-    from copilot.suggestions import suggester_for
-
-    return suggester_for(services())
+    return services().suggester
 
 
 def suggest(
@@ -28,7 +26,7 @@ def suggest(
 ) -> None:
     """为客户生成下一步行动建议（每条建议附可核验的依据）。"""
     from copilot.errors import AppError
-    from copilot.suggestions import parse_as_of
+    from copilot.features.suggestions.suggester import parse_as_of
 
     sg = _suggester()
     try:
@@ -75,7 +73,7 @@ def eval_suggest(
     from copilot.agent.citations import verify
     from copilot.domain import Citation
     from copilot.errors import AppError
-    from copilot.suggestions import parse_as_of
+    from copilot.features.suggestions.suggester import parse_as_of
     from evals.suggest import run_suggest
 
     rows = []

@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import typer
 
 from copilot.cli.common import emit_json, fail
-from copilot.jobs.base import JOB_NICENESS, lower_priority
-from copilot.jobs.redis_queue import DEFAULT_LEASE_S, DEFAULT_QUEUE
+from copilot.infra.jobs.port import JOB_NICENESS, lower_priority
+from copilot.infra.jobs.redis_queue import DEFAULT_LEASE_S, DEFAULT_QUEUE
 from copilot.settings import Settings
 
 NO_REDIS = (
@@ -42,7 +42,8 @@ def worker(
     """任务工作进程（Redis 模式）：执行转写、导入、CRM 写入、渠道回复等后台任务。"""
     from redis.exceptions import RedisError
 
-    from copilot.jobs.redis_queue import RedisJobQueue, run_workers
+    from copilot.infra.jobs.redis_queue import RedisJobQueue
+    from copilot.worker.run import run_workers
 
     settings = Settings()
     url = settings.redis_url
@@ -65,9 +66,10 @@ def worker(
         lower_priority(nice)
         # In Redis mode the API does not deliver the CRM outbox; the worker's parent process does.
         from copilot.cli.common import services
-        from copilot.writeback.delivery import OutboxLoop
+        from copilot.features.writeback.delivery import OutboxLoop
 
-        loop = None if burst else OutboxLoop(services()).start()
+        container = services()
+        loop = None if burst else OutboxLoop(container.writeback.tick, settings.outbox_interval_s).start()
         try:
             run_workers(url, queue_name=queue, processes=processes, lease_s=lease_s, burst=burst)
         finally:

@@ -6,14 +6,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from copilot.crm_import import CRMImporter
-from copilot.services import Services
+from copilot.container import Container
+from copilot.features.crm_import import CRMImporter
 
 DEMO_DIR = Path(__file__).parent
 DEMO_LOGINS = (("u_rep_li", "演示销售"), ("u_mgr_chen", "演示经理"))
 
 
-def seed_if_empty(services: Services, *, progress: Callable[[str], None] = lambda _m: None) -> list[dict]:
+def seed_if_empty(services: Container, *, progress: Callable[[str], None] = lambda _m: None) -> list[dict]:
     """Import the demo CRM and knowledge base when the database has no users; return demo logins."""
     tokens_file = services.settings.home / "demo_logins.json"
     if services.users.count() == 0:
@@ -23,7 +23,7 @@ def seed_if_empty(services: Services, *, progress: Callable[[str], None] = lambd
         report = services.kb.ingest([DEMO_DIR / "kb"])
         data = report.to_json() if hasattr(report, "to_json") else report
         progress(f"  知识库：新增 {data['added']} 篇，失败 {len(data['failed'])} 篇")
-        from copilot.adoption.demo import seed_demo_adoption
+        from copilot.features.adoption.demo import seed_demo_adoption
 
         seed_demo_adoption(services.engine, services.crm)  # a filled managers' dashboard for the tour
         logins = [

@@ -109,6 +109,20 @@ chat_messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row per conversation (DESIGN §5.7): ``state`` is the engine's JSON (focus customer, pending change,
+# numbered suggestions, pending clarification, last turns). A WeCom/DingTalk chat has a ``channel_key``.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("channel_key", String(200)),
+    Column("state", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel_key", name="uq_conversations_channel_key"),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
@@ -182,5 +196,71 @@ channel_streams = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-from copilot.adoption import tables as _adoption_tables  # noqa: E402,F401  (ratings, annotations: on this metadata)
-from copilot.writeback import tables as _writeback_tables  # noqa: E402,F401  (outcomes, notifications)
+
+# -- adoption: talk-track ratings (fed to retrieval) and managers' annotations --
+
+# A rep's rating of one cited passage (a KB chunk): 有效 / 部分有效 / 无效 with a reason.
+# One current rating per user and chunk; rating again replaces it.
+talk_track_ratings = Table(
+    "talk_track_ratings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chunk_id", String(191), nullable=False, index=True),
+    Column("source", String(500), nullable=False, index=True),  # KB document path as ingested
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("suggestion_id", String(64), index=True),
+    Column("rating", String(16), nullable=False),  # effective | partial | ineffective
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "chunk_id", name="uq_talk_track_ratings_user_chunk"),
+)
+
+# A manager's review of a suggestion (the 决策沙盒): correct / wrong / harmful with a note.
+# One current verdict per manager and suggestion; annotating again replaces it.
+suggestion_annotations = Table(
+    "suggestion_annotations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("suggestion_id", String(64), nullable=False, index=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("verdict", String(16), nullable=False),  # correct | wrong | harmful
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "suggestion_id", name="uq_suggestion_annotations_user_suggestion"),
+)
+
+
+# -- write-back: CRM outcomes read back from the CRM, and notifications for reps --
+
+# Opportunity stage moves (and won/lost) as the configured CRM reports them, whichever CRM that is.
+# ``seq`` numbers the moves of one opportunity; (crm, opportunity_id, seq) is unique, so two
+# pollers racing over the same move record it once.
+crm_outcomes = Table(
+    "crm_outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("crm", String(16), nullable=False),  # local | salesforce | hubspot
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("opportunity_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("previous_stage", String(32)),
+    Column("outcome", String(8)),  # won | lost | None (still open)
+    Column("entered", String(32)),  # when the CRM says the stage was entered (YYYY-MM-DD), if it says
+    Column("seen_at", DateTime(timezone=True), nullable=False),  # when we first saw it
+    UniqueConstraint("crm", "opportunity_id", "seq", name="uq_crm_outcomes_crm_opportunity_seq"),
+)
+
+# Messages for one user (Chinese), e.g. a confirmed CRM write that failed for good.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),  # crm_write_failed
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("ref", String(200)),  # e.g. the outbox row's idempotency key
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True)),
+)

@@ -1,4 +1,4 @@
-"""The real app, built by the same composition root as production (create_app(build_services(...)))."""
+"""The real app, built by the same composition root as production (create_app(build_container(...)))."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from copilot.api.app import create_app
-from copilot.crm_import import CRMImporter
-from copilot.services import Services, build_services
+from copilot.container import Container, build_container
+from copilot.features.crm_import import CRMImporter
 from copilot.settings import Settings
 from tests.conftest import POSTGRES_URL
 from tests.support.pg_databases import RecycledDatabase, Unreachable
@@ -63,30 +63,30 @@ def backend_database(request, clean_env, monkeypatch) -> str | None:
 
 
 @pytest.fixture
-def services(backend_database) -> Iterator[Services]:
+def services(backend_database) -> Iterator[Container]:
     """The embedded deployment by default; PostgreSQL with COPILOT_TEST_BACKEND=postgres."""
-    built = build_services(Settings())
+    built = build_container(Settings())
     yield built
     if "engine" in built.__dict__:
         built.engine.dispose()
 
 
 @pytest.fixture
-def crm_services(services) -> Services:
-    """Services with the small test CRM imported (no knowledge base loaded)."""
+def crm_services(services) -> Container:
+    """Container with the small test CRM imported (no knowledge base loaded)."""
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
     return services
 
 
 @pytest.fixture
-def kb_services(crm_services, embedder) -> Services:
+def kb_services(crm_services, embedder) -> Container:
     """…plus the small test knowledge base, ingested with the real bundled embedder."""
     crm_services.provide("embedder", embedder)
     crm_services.kb.ingest([DATA / "kb"])
     return crm_services
 
 
-def token_for(services: Services, user_id: str) -> dict[str, str]:
+def token_for(services: Container, user_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {services.users.issue_token(user_id)}"}
 
 
@@ -95,7 +95,7 @@ def client_for():
     """``client_for(services)`` → a TestClient on the real app."""
     clients: list[TestClient] = []
 
-    def make(services: Services) -> TestClient:
+    def make(services: Container) -> TestClient:
         client = TestClient(create_app(services))
         clients.append(client)
         return client

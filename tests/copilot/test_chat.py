@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from copilot.crm_import import CRMImporter
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.crm_import import CRMImporter
 from copilot.settings import Settings
 from tests.copilot.conftest import DATA, token_for
 from tests.fakes.openai_stub import Fault, OpenAIStub
@@ -84,7 +84,7 @@ def llm_services(stub, monkeypatch, embedder):
     monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
     monkeypatch.setenv("COPILOT_LLM_MODEL", "gpt-4o-mini")
     monkeypatch.setenv("COPILOT_LLM_TIMEOUT_S", "1")
-    services = build_services(Settings())
+    services = build_container(Settings())
     services.provide("embedder", embedder)
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
     services.kb.ingest([DATA / "kb"])
@@ -189,6 +189,6 @@ def test_conversation_history_is_per_user(kb_services, client_for):
     theirs = client.get("/api/chat/history", headers=rep_b).json()["messages"]
 
     assert [m["role"] for m in mine] == ["user", "assistant"] and mine[0]["content"] == "客户嫌贵怎么回？"
-    assert mine[1]["content"].startswith("关于「客户嫌贵怎么回？」")
+    assert mine[1]["content"].startswith("建议这样回应：")  # the best answer first
     assert [m["content"] for m in theirs if m["role"] == "user"] == ["海拓物联怎么对比？"]
     assert client.get("/api/chat/history").status_code == 401

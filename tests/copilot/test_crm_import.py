@@ -49,7 +49,7 @@ def test_json_import_via_cli_is_idempotent():
 
 
 def test_reimport_updates_changed_values(crm_services, tmp_path):
-    from copilot.crm_import import CRMImporter
+    from copilot.features.crm_import import CRMImporter
 
     data = json.loads((DATA / "crm_small.json").read_text(encoding="utf-8"))
     data["customers"][0]["tier"] = "B"
@@ -66,7 +66,7 @@ def test_reimport_updates_changed_values(crm_services, tmp_path):
 
 
 def test_csv_import_reports_bad_rows_by_number_and_keeps_the_rest(crm_services):
-    from copilot.crm_import import CRMImporter
+    from copilot.features.crm_import import CRMImporter
 
     importer = CRMImporter(crm_services.engine, crm_services.local_crm, crm_services.users)
     report = importer.import_file(DATA / "customers.csv")
@@ -88,7 +88,7 @@ def test_csv_import_reports_bad_rows_by_number_and_keeps_the_rest(crm_services):
 def test_xlsx_import(crm_services, tmp_path):
     from openpyxl import Workbook
 
-    from copilot.crm_import import CRMImporter
+    from copilot.features.crm_import import CRMImporter
 
     wb = Workbook()
     ws = wb.active

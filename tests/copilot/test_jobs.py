@@ -1,12 +1,12 @@
-"""The in-process job queue yields to webhook acknowledgements (copilot/jobs/base.py PendingAcks)."""
+"""The in-process job queue yields to webhook acknowledgements (copilot/infra/jobs/port.py PendingAcks)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from copilot.jobs.base import PendingAcks, submit_many
-from copilot.jobs.inprocess import InProcessJobQueue
+from copilot.infra.jobs.inprocess import InProcessJobQueue
+from copilot.infra.jobs.port import PendingAcks, submit_many
 
 
 def test_quiet_only_after_the_last_acknowledgement_and_a_calm_period():
@@ -54,7 +54,7 @@ def test_after_the_calm_wait_gives_up_a_job_still_starts_between_two_acknowledge
 
 def test_a_job_submitted_while_an_acknowledgement_is_owed_starts_after_it(monkeypatch):
     acks = PendingAcks()
-    monkeypatch.setattr("copilot.jobs.inprocess.pending_acks", acks)
+    monkeypatch.setattr("copilot.infra.jobs.inprocess.pending_acks", acks)
     queue = InProcessJobQueue(max_workers=2)
     events: list[str] = []
     with acks.owed():
@@ -70,7 +70,7 @@ def test_a_job_submitted_while_an_acknowledgement_is_owed_starts_after_it(monkey
 def test_a_steady_stream_of_acknowledgements_cannot_starve_jobs(monkeypatch):
     acks = PendingAcks()
     acks.MAX_WAIT_S = 0.3
-    monkeypatch.setattr("copilot.jobs.inprocess.pending_acks", acks)
+    monkeypatch.setattr("copilot.infra.jobs.inprocess.pending_acks", acks)
     queue = InProcessJobQueue(max_workers=1)
     done = threading.Event()
     with acks.owed():  # owed for the whole test

@@ -4,13 +4,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from copilot.services import build_services
+from copilot.container import build_container
 from copilot.settings import Settings
 
 
 @pytest.mark.timeout(300)
 def test_kb_and_its_embedder_load_once_across_threads(models_dir):
-    services = build_services(Settings())
+    services = build_container(Settings())
 
     with ThreadPoolExecutor(4) as pool:
         kbs = list(pool.map(lambda _: services.kb, range(4)))
@@ -21,6 +21,6 @@ def test_kb_and_its_embedder_load_once_across_threads(models_dir):
 
 
 def test_cheap_commands_do_not_load_models():
-    services = build_services(Settings())
+    services = build_container(Settings())
     services.users.count()
     assert "_embedder" not in services.__dict__ and "_kb" not in services.__dict__

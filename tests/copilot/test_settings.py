@@ -53,8 +53,8 @@ def test_defaults_are_embedded_and_offline(monkeypatch, tmp_path):
 def test_unknown_crm_name_lists_the_valid_ones(monkeypatch):
     import pytest
 
-    from copilot.services import ConfigError, build_services
+    from copilot.container import ConfigError, build_container
 
     monkeypatch.setenv("COPILOT_CRM", "zoho")
     with pytest.raises(ConfigError, match="不支持；可选：local"):
-        _ = build_services().crm
+        _ = build_container().crm

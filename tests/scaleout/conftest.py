@@ -191,7 +191,7 @@ def stack_env(stack, monkeypatch) -> Stack:
 
 @pytest.fixture
 def queue(stack_env):
-    from copilot.jobs.redis_queue import RedisJobQueue
+    from copilot.infra.jobs.redis_queue import RedisJobQueue
 
     q = RedisJobQueue(
         stack_env.env["COPILOT_REDIS_URL"], queue_name=stack_env.queue_name, retry_intervals=(0,)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from copilot.jobs.redis_queue import worker_services
+from copilot.worker.tasks import worker_container as worker_services
 
 
 def ingest_kb(paths: list[str]) -> dict:

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from copilot.api.app import create_app
-from copilot.channels_service import VOICE_RECEIVED
-from copilot.crm_import import CRMImporter
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.channels.render import VOICE_RECEIVED
+from copilot.features.crm_import import CRMImporter
 from copilot.settings import Settings
 from copilot.storage import tables as t
 from tests.copilot.channels.conftest import (
@@ -55,7 +55,7 @@ def wecom_stack(stack_env, queue, monkeypatch):
         stack_env.env.update(wecom, COPILOT_REDIS_QUEUE=stack_env.queue_name)
         for name, value in wecom.items():
             monkeypatch.setenv(name, value)
-        services = build_services(Settings())
+        services = build_container(Settings())
         services.provide("jobs", queue)
         CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
         services.users.upsert_user(

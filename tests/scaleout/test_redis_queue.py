@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from copilot.cli.main import app
-from copilot.jobs.redis_queue import JobQueueUnavailable, RedisJobQueue, job_path
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.infra.jobs.redis_queue import JobQueueUnavailable, RedisJobQueue, job_path
 from copilot.settings import Settings
 from tests.scaleout import jobs
 
@@ -27,9 +27,9 @@ def test_only_module_level_functions_go_to_workers():
 
 
 def test_services_choose_the_redis_queue_when_redis_url_is_set(monkeypatch, redis_url):
-    assert type(build_services(Settings()).jobs).__name__ == "InProcessJobQueue"
+    assert type(build_container(Settings()).jobs).__name__ == "InProcessJobQueue"
     monkeypatch.setenv("COPILOT_REDIS_URL", redis_url)
-    services = build_services(Settings())
+    services = build_container(Settings())
     assert isinstance(services.jobs, RedisJobQueue)
     services.jobs.shutdown()
 
@@ -69,7 +69,7 @@ def test_submit_many_queues_nothing_when_redis_is_down():
 
 
 def test_a_failing_job_is_retried_then_marked_failed(stack_env, monkeypatch):
-    from copilot.jobs.redis_queue import RedisJobQueue
+    from copilot.infra.jobs.redis_queue import RedisJobQueue
 
     q = RedisJobQueue(
         stack_env.env["COPILOT_REDIS_URL"], queue_name=stack_env.queue_name, retries=2, retry_intervals=(0,)

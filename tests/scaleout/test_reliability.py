@@ -26,12 +26,12 @@ from sqlalchemy.engine import make_url
 from connectors.channels.wecom import build_envelope
 from connectors.crm.local import LocalCRM
 from connectors.crm.salesforce import external_key
-from copilot.crm_import import CRMImporter
 from copilot.domain import Citation, ProposedChange, Suggestion
+from copilot.features.crm_import import CRMImporter
+from copilot.features.suggestions.suggester import SuggestionStore
+from copilot.identity.users import UserDirectory
 from copilot.storage import tables as t
 from copilot.storage.db import make_engine, migrate
-from copilot.suggestions import SuggestionStore
-from copilot.users import UserDirectory
 from tests.connectors.crm.test_salesforce import seed
 from tests.copilot.channels.conftest import AES_KEY, AGENT_ID, CORP_ID, TOKEN, wecom_crypto, wecom_text_xml
 from tests.copilot.conftest import DATA

@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from copilot.api.app import create_app
-from copilot.crm_import import CRMImporter
-from copilot.jobs.redis_queue import RedisJobQueue
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.crm_import import CRMImporter
+from copilot.infra.jobs.redis_queue import RedisJobQueue
 from copilot.settings import Settings
 from tests.copilot.conftest import DATA, token_for
 from tests.scaleout import jobs
@@ -38,8 +38,8 @@ def ingested(stack):
 
 @pytest.fixture
 def scaled(ingested, stack_env, queue, embedder):
-    """Services of an API process on the stack (built from the environment, as in production)."""
-    services = build_services(Settings())
+    """Container of an API process on the stack (built from the environment, as in production)."""
+    services = build_container(Settings())
     services.provide("embedder", embedder)
     services.provide("jobs", queue)  # this module's own queue name, so no stray worker takes the jobs
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
@@ -48,7 +48,7 @@ def scaled(ingested, stack_env, queue, embedder):
 
 
 def test_the_stack_is_configured_by_environment_only(stack_env):
-    services = build_services(Settings())
+    services = build_container(Settings())
     assert services.engine.dialect.name == "postgresql"
     assert services.settings.chroma_url == stack_env.env["COPILOT_CHROMA_URL"]
     assert isinstance(services.jobs, RedisJobQueue)

@@ -76,12 +76,12 @@ def test_a_worker_killed_mid_transcription_leaves_the_memo_done_once(stack_env, 
     from fastapi.testclient import TestClient
 
     from copilot.api.app import create_app
-    from copilot.crm_import import CRMImporter
-    from copilot.services import build_services
+    from copilot.container import build_container
+    from copilot.features.crm_import import CRMImporter
     from copilot.settings import Settings
     from tests.copilot.conftest import DATA, token_for
 
-    services = build_services(Settings())
+    services = build_container(Settings())
     services.provide("jobs", queue)
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
     first = stack_env.start_worker(lease_s=2)
@@ -115,7 +115,7 @@ def test_a_worker_killed_mid_transcription_leaves_the_memo_done_once(stack_env, 
     assert memo["status"] == "done", memo.get("error")
     assert any(w in memo["transcript"]["text"] for w in ("报价", "拜访", "客户"))
     log = stack_env.log(len(stack_env.workers) - 1)
-    assert log.count("Successfully completed copilot.memos.process_memo_job") == 1, log
+    assert log.count("Successfully completed copilot.features.memos.pipeline.process_memo_job") == 1, log
     assert "enqueued for retry" in log
     stack_env.kill(second)
     services.engine.dispose()

@@ -14,26 +14,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from copilot.adoption.metrics import Filters
-from copilot.adoption.outcomes import DEFAULT_WINDOW_DAYS
-from copilot.adoption.ratings import RatingStore
-from copilot.adoption.report import (
+from copilot.api.deps import ManagerDep, ServicesDep, UserDep
+from copilot.api.routes.web import MaybeUser, templates
+from copilot.errors import AppError
+from copilot.features.adoption.metrics import Filters
+from copilot.features.adoption.outcomes import DEFAULT_WINDOW_DAYS
+from copilot.features.adoption.ratings import RatingStore
+from copilot.features.adoption.report import (
     ACTION_LABELS,
     CHANNEL_LABELS,
     EXPORTS,
     OUTCOME_LABELS,
-    AdoptionService,
 )
-from copilot.api.deps import ManagerDep, ServicesDep, UserDep
-from copilot.api.routes.web import MaybeUser, templates
-from copilot.errors import AppError
 
 router = APIRouter(tags=["adoption"])
 OUTCOME_FILTERS = ("adopted", "accepted", "edited", "dismissed", "ignored", "pending", "applied")
-
-
-def adoption_for(services: Any) -> AdoptionService:
-    return services._once("_adoption", lambda: AdoptionService(services.engine, services.users, services.crm))
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -82,14 +77,14 @@ FilterQuery = Annotated[FilterParams, Query()]
 def adoption(user: ManagerDep, services: ServicesDep, q: FilterQuery) -> dict:
     """采纳率指标（经理看本团队，管理员看全部）：{"shown","accepted","edited","dismissed","ignored","applied",
     "adoption_rate","by_rep","by_action_type","by_document"}；采纳率 = (采纳 + 修改后采纳) / 展示。"""
-    return adoption_for(services).summary(user, q.filters())
+    return services.adoption.summary(user, q.filters())
 
 
 @router.get("/api/adoption/report")
 def adoption_report(user: ManagerDep, services: ServicesDep, q: FilterQuery,
                     window_days: Annotated[int, Query(ge=1, le=365)] = DEFAULT_WINDOW_DAYS) -> dict:  # fmt: skip
     """看板的完整数据：趋势、按销售/团队/类型/渠道/文档拆分、知识复用、忽略原因、经理评审、商机结果（相关性）。"""
-    return adoption_for(services).report(user, q.filters(), window_days=window_days)
+    return services.adoption.report(user, q.filters(), window_days=window_days)
 
 
 @router.get("/api/adoption/suggestions")
@@ -97,7 +92,7 @@ def adoption_drill(user: ManagerDep, services: ServicesDep, q: FilterQuery,
                    outcome: Literal[OUTCOME_FILTERS] | None = None,  # type: ignore[valid-type]
                    limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict:  # fmt: skip
     """下钻：某个数字背后的建议及其依据、经理评审。"""
-    rows = adoption_for(services).drill(user, q.filters(), outcome=outcome, limit=limit)
+    rows = services.adoption.drill(user, q.filters(), outcome=outcome, limit=limit)
     return {"suggestions": rows, "count": len(rows)}
 
 
@@ -125,13 +120,13 @@ def adoption_csv(name: str, user: ManagerDep, services: ServicesDep, q: FilterQu
     knowledge_reuse、dismissed、outcomes、suggestions、ratings、annotations。"""
     if name not in EXPORTS:
         raise AppError("not_found", f"没有名为 {name} 的表；可选：{'、'.join(EXPORTS)}")
-    return _csv(adoption_for(services).table(user, q.filters(), name), f"adoption_{name}.csv")
+    return _csv(services.adoption.table(user, q.filters(), name), f"adoption_{name}.csv")
 
 
 @router.get("/api/adoption/eval-cases.jsonl")
 def adoption_eval_cases(user: ManagerDep, services: ServicesDep, q: FilterQuery) -> Response:
     """经理评审过的建议导出为评测用例（DESIGN §5.3 suggest cases，JSONL）。"""
-    cases = adoption_for(services).eval_cases(user, q.filters())
+    cases = services.adoption.eval_cases(user, q.filters())
     body = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases)
     return Response(body, media_type="application/x-ndjson",
                     headers={"Content-Disposition": 'attachment; filename="review_cases.jsonl"'})  # fmt: skip
@@ -153,7 +148,7 @@ def rate_talk_track(body: RatingRequest, user: UserDep, services: ServicesDep) -
         user, chunk_id=body.chunk_id, rating=body.rating, reason=body.reason,
         suggestion_id=body.suggestion_id, visible_teams=services.users.visible_teams(user),
     )  # fmt: skip
-    kb = services.__dict__.get("_kb")  # only when already loaded: never load the models for a rating
+    kb = services.loaded("kb")  # only when already loaded: never load the models for a rating
     boosts = store.sync(kb)
     return {**rating.to_json(), "boost": boosts.get(body.chunk_id, 0.0)}
 
@@ -174,7 +169,7 @@ class AnnotationRequest(BaseModel):
 @router.post("/api/suggestions/{suggestion_id}/annotations")
 def annotate(suggestion_id: str, body: AnnotationRequest, user: ManagerDep, services: ServicesDep) -> dict:
     """经理评审一条建议：正确 / 错误 / 有害（附说明），计入指标并可导出为评测用例。"""
-    store = adoption_for(services).annotations
+    store = services.adoption.annotations
     owners = services.users.visible_owner_ids(user)
     return store.annotate(user, suggestion_id, body.verdict, body.note, owner_ids=owners).to_json()
 
@@ -182,7 +177,7 @@ def annotate(suggestion_id: str, body: AnnotationRequest, user: ManagerDep, serv
 @router.get("/api/suggestions/{suggestion_id}/annotations")
 def annotations(suggestion_id: str, user: ManagerDep, services: ServicesDep) -> dict:
     """经理查看一条建议的评审记录。"""
-    store = adoption_for(services).annotations
+    store = services.adoption.annotations
     store.check_scope(suggestion_id, services.users.visible_owner_ids(user))
     return {
         "annotations": [a.to_json() for a in store.for_suggestions({suggestion_id}).get(suggestion_id, [])]
@@ -198,7 +193,7 @@ def dashboard(request: Request, user: MaybeUser, services: ServicesDep, q: Filte
         return templates.TemplateResponse(
             request, "dashboard.html", {"user": user, "forbidden": True}, status_code=403
         )
-    service = adoption_for(services)
+    service = services.adoption
     try:
         filters = q.filters()
         report = service.report(user, filters)

@@ -23,8 +23,6 @@ from starlette.concurrency import run_in_threadpool
 from connectors.channels.base import MalformedMessage
 from connectors.channels.crypto import CryptoError
 from copilot.api.deps import ServicesDep
-from copilot.channels_aibot import aibot_service
-from copilot.channels_service import channels_service
 from copilot.errors import AppError, request_id
 
 logger = logging.getLogger(__name__)
@@ -64,7 +62,7 @@ async def _body(request: Request) -> bytes:
 def wecom_verify_url(
     msg_signature: str, timestamp: str, nonce: str, echostr: str, services: ServicesDep, request: Request
 ) -> PlainTextResponse:
-    channel = channels_service(services).wecom()
+    channel = services.channels.wecom()
     try:
         echo = channel.verify_url(msg_signature, timestamp, nonce, echostr)
     except CryptoError as error:
@@ -79,7 +77,7 @@ async def wecom_message(
     body = await _body(request)
 
     def receive() -> None:
-        svc = channels_service(services)
+        svc = services.channels
         try:
             message = svc.wecom().parse_callback(
                 body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce
@@ -99,7 +97,7 @@ async def dingtalk_message(services: ServicesDep, request: Request) -> JSONRespo
     sign = request.headers.get("sign", "")
 
     def receive() -> None:
-        svc = channels_service(services)
+        svc = services.channels
         try:
             message = svc.dingtalk().parse_callback(body, timestamp=timestamp, sign=sign)
         except (CryptoError, MalformedMessage) as error:
@@ -114,7 +112,7 @@ async def dingtalk_message(services: ServicesDep, request: Request) -> JSONRespo
 def wecom_aibot_verify_url(
     msg_signature: str, timestamp: str, nonce: str, echostr: str, services: ServicesDep, request: Request
 ) -> PlainTextResponse:
-    bot = aibot_service(services).bot
+    bot = services.aibot.bot
     try:
         echo = bot.verify_url(msg_signature, timestamp, nonce, echostr)
     except CryptoError as error:
@@ -129,7 +127,7 @@ async def wecom_aibot_message(
     body = await _body(request)
 
     def receive() -> Response:
-        aibot = aibot_service(services)
+        aibot = services.aibot
         try:
             message = aibot.bot.parse_callback(
                 body, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce

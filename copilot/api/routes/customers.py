@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from copilot.access import customer_for, customers_for
 from copilot.api.deps import ServicesDep, UserDep
+from copilot.identity.access import customer_for, customers_for
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 

@@ -20,7 +20,7 @@ def healthz(services: ServicesDep) -> Response:
         checks["db"] = "ok"
     except Exception as exc:  # report, do not raise: this endpoint must always answer
         checks["db"] = f"error: {type(exc).__name__}"
-    kb_loaded = "_kb" in services.__dict__
+    kb_loaded = services.loaded("kb") is not None
     if kb_loaded:
         try:
             checks["vector_store"] = {"status": "ok", **services.kb.stats()}
@@ -29,8 +29,8 @@ def healthz(services: ServicesDep) -> Response:
     else:
         checks["vector_store"] = {"status": "not_loaded"}
     checks["models"] = {
-        "embedding": "loaded" if "_embedder" in services.__dict__ else "not_loaded",
-        "whisper": "loaded" if "_transcriber" in services.__dict__ else "not_loaded",
+        "embedding": "loaded" if services.is_loaded("embedder") else "not_loaded",
+        "whisper": "loaded" if services.is_loaded("transcriber") else "not_loaded",
         "llm": services.settings.llm.model if services.settings.llm.enabled else "offline",
     }
     ok = checks["db"] == "ok" and (not kb_loaded or checks["vector_store"].get("status") == "ok")  # type: ignore[union-attr]

@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from copilot.api.deps import ServicesDep, UserDep
 from copilot.errors import AppError
-from copilot.memos import memo_pipeline
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
@@ -27,7 +26,7 @@ async def _resume_pending(app: FastAPI) -> AsyncIterator[None]:
     services = getattr(app.state, "services", None)
     if services is not None:
         try:
-            await run_in_threadpool(memo_pipeline(services).resume_pending)
+            await run_in_threadpool(services.memos.resume_pending)
         except Exception as exc:  # never block start-up on it
             logger.warning("resuming memos failed: %s", type(exc).__name__)
     yield
@@ -60,7 +59,7 @@ async def upload_memo(
         data.extend(chunk)
         if len(data) > limit:
             raise _too_large(limit)
-    pipeline = memo_pipeline(services)
+    pipeline = services.memos
     memo_id = await run_in_threadpool(pipeline.accept, user, customer_id, bytes(data))
     pipeline.enqueue(memo_id)
     return JSONResponse({"memo_id": memo_id}, status_code=202)
@@ -69,7 +68,7 @@ async def upload_memo(
 @router.get("/{memo_id}")
 def get_memo(memo_id: str, user: UserDep, services: ServicesDep) -> dict:
     """录音纪要：状态、带时间戳的转写、拜访记录、CRM 拜访日志草稿与建议（上传人及其经理可见）。"""
-    return memo_pipeline(services).view(user, memo_id)
+    return services.memos.view(user, memo_id)
 
 
 class ConfirmRequest(BaseModel):
@@ -83,4 +82,4 @@ def confirm_memo(
     memo_id: str, user: UserDep, services: ServicesDep, body: ConfirmRequest | None = None
 ) -> dict:
     """确认（可先修改）录音生成的 CRM 拜访日志并写入 CRM；仅上传人可确认，重复确认只写一次。"""
-    return memo_pipeline(services).confirm(user, memo_id, (body or ConfirmRequest()).fields)
+    return services.memos.confirm(user, memo_id, (body or ConfirmRequest()).fields)

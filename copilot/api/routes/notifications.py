@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path
 
 from copilot.api.deps import ServicesDep, UserDep
 from copilot.errors import AppError
-from copilot.writeback.delivery import list_notifications, mark_read
+from copilot.features.writeback.delivery import list_notifications, mark_read
 
 router = APIRouter(prefix="/api", tags=["notifications"])
 

@@ -7,10 +7,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from copilot.agent.rules import RulesError
+from copilot.agent.ruleset import RulesError
 from copilot.api.deps import ManagerDep, ServicesDep, UserDep
 from copilot.errors import AppError
-from copilot.suggestions import suggester_for
 
 router = APIRouter(prefix="/api", tags=["suggestions"])
 
@@ -32,9 +31,9 @@ def customer_suggestions(
     customer_id: str, user: UserDep, services: ServicesDep, request: Request, as_of: str | None = None
 ) -> dict:
     """该客户当前的下一步建议（刷新后返回未处理的建议；同一建议不会重复记录）。"""
-    suggester = suggester_for(services)
+    suggester = services.suggester
     result = suggester.for_customer(user, customer_id, as_of=as_of, channel="web")
-    from copilot.suggestions import parse_as_of
+    from copilot.features.suggestions.suggester import parse_as_of
 
     return _render(result, customer_id, parse_as_of(as_of).isoformat())
 
@@ -48,7 +47,7 @@ class FeedbackRequest(BaseModel):
 @router.post("/suggestions/{suggestion_id}/feedback")
 def feedback(suggestion_id: str, body: FeedbackRequest, user: UserDep, services: ServicesDep) -> dict:
     """采纳 / 修改后采纳 / 忽略一条建议。"""
-    store = suggester_for(services).store
+    store = services.suggester.store
     return store.feedback(
         user.id, suggestion_id, body.action, comment=body.comment, edited=body.edited, channel="web"
     ).to_json()
@@ -62,7 +61,7 @@ class ApplyRequest(BaseModel):
 def apply(suggestion_id: str, user: UserDep, services: ServicesDep, body: ApplyRequest | None = None) -> dict:
     """执行建议中的 CRM 变更（幂等：重复调用只写一次）；可带 fields 修改后一并确认（记录为修改）。"""
     fields = body.fields if body is not None else None
-    return suggester_for(services).apply(user, suggestion_id, fields=fields, channel="web")
+    return services.suggester.apply(user, suggestion_id, fields=fields, channel="web")
 
 
 @router.get("/suggestions/digest")
@@ -70,13 +69,13 @@ def digest(user: UserDep, services: ServicesDep, as_of: str | None = None, limit
     """每日摘要：名下（经理为本团队）客户中最值得先做的建议。"""
     if not 1 <= limit <= 50:
         raise AppError("validation_error", "limit 取值范围 1–50。")
-    return {"suggestions": suggester_for(services).digest(user, as_of=as_of, limit=limit)}
+    return {"suggestions": services.suggester.digest(user, as_of=as_of, limit=limit)}
 
 
 @router.get("/suggestion-rules")
 def get_rules(user: UserDep, services: ServicesDep) -> dict:
     """当前生效的跟进规则（YAML 原文与解析结果）。"""
-    rules = suggester_for(services).rules
+    rules = services.suggester.rules
     return {"yaml": rules.text(), "rules": rules.load().to_json()}
 
 
@@ -92,7 +91,7 @@ def put_rules(body: RulesRequest, user: ManagerDep, services: ServicesDep) -> di
     if payload is None:
         raise AppError("validation_error", "请提供 yaml 或 rules。")
     try:
-        ruleset = suggester_for(services).rules.save(payload)
+        ruleset = services.suggester.rules.save(payload)
     except RulesError as exc:
         raise AppError("validation_error", str(exc)) from exc
     return {"rules": ruleset.to_json()}

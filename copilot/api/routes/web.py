@@ -51,7 +51,7 @@ def logout(request: Request):
 def chat_page(request: Request, user: MaybeUser, services: ServicesDep):
     if user is None:
         return RedirectResponse("/login", status_code=303)
-    from copilot.access import customers_for
+    from copilot.identity.access import customers_for
 
     customers = customers_for(user, crm=services.crm, users=services.users)
     return templates.TemplateResponse(request, "chat.html", {"user": user, "customers": customers})

@@ -4,6 +4,7 @@
   const form = document.getElementById("ask");
   const input = document.getElementById("message");
   const customer = document.getElementById("customer");
+  let conversationId = null; // the server keeps the thread: focus customer, pending change, last turns
 
   function add(cls, text) {
     const div = document.createElement("div");
@@ -50,6 +51,12 @@
 
   function renderCitations(div, citations) {
     if (!citations || !citations.length) return;
+    // Sources fold away under the answer: the answer reads first, the quotes are one click away.
+    const box = document.createElement("details");
+    box.className = "sources";
+    const summary = document.createElement("summary");
+    summary.textContent = `依据（${citations.length}）`;
+    box.appendChild(summary);
     const ol = document.createElement("ol");
     ol.className = "cites";
     for (const c of citations) {
@@ -62,7 +69,22 @@
       if (c.kind === "kb") li.appendChild(ratingButtons(c));
       ol.appendChild(li);
     }
-    div.appendChild(ol);
+    box.appendChild(ol);
+    div.appendChild(box);
+  }
+
+  // A proposed CRM change waits for the rep: 确认 writes it (once), 取消 drops it.
+  function renderProposal(change) {
+    if (!change || change.status !== "pending") return;
+    const actions = add("bot actions", "");
+    actions.appendChild(button("确认写入 CRM", () => ask("确认")));
+    actions.appendChild(button("取消", () => ask("算了")));
+  }
+
+  function renderClarify(clarify) {
+    if (!clarify || !clarify.options || !clarify.options.length) return;
+    const actions = add("bot actions", "");
+    for (const o of clarify.options) actions.appendChild(button(`${o.n}. ${o.label}`, () => ask(String(o.n))));
   }
 
   // Suggestions: confirm (writes to the CRM, idempotent) or dismiss, right in the chat.
@@ -99,15 +121,20 @@
     }
   }
 
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
     const message = input.value.trim();
     if (!message) return;
-    add("me", message);
     input.value = "";
+    ask(message);
+  });
+
+  async function ask(message) {
+    add("me", message);
     const pending = add("bot", "思考中…");
     try {
       const body = { message };
+      if (conversationId) body.conversation_id = conversationId;
       if (customer.value) body.customer_id = customer.value;
       const res = await fetch("/api/chat", {
         method: "POST",
@@ -120,12 +147,15 @@
         pending.textContent = data.detail || "请求失败，请稍后再试。";
         return;
       }
+      conversationId = data.conversation_id || conversationId;
       pending.textContent = data.answer;
       if (data.note) add("note", data.note);
       renderCitations(pending, data.citations);
       renderSuggestions(data.suggestions);
+      renderProposal(data.proposed_change);
+      renderClarify(data.clarify);
     } catch (err) {
       pending.textContent = "网络错误，请稍后再试。";
     }
-  });
+  }
 })();

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copilot.demo.doc_writers import write_docx, write_meta, write_pdf, write_xlsx
+from evals.doc_writers import write_docx, write_meta, write_pdf, write_xlsx
 
 ROOT = Path(__file__).resolve().parents[1] / "kb_docs"
 AUTHOR = "薪云科技"

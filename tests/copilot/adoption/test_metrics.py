@@ -24,9 +24,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from connectors.crm.base import CustomerSnapshot, Opportunity, StageEntry
-from copilot.adoption.events import Event, fold
-from copilot.adoption.metrics import Filters, breakdown, counts, most_dismissed, time_to_action, trend
-from copilot.adoption.outcomes import outcomes
+from copilot.features.adoption.events import Event, fold
+from copilot.features.adoption.metrics import (
+    Filters,
+    breakdown,
+    counts,
+    most_dismissed,
+    time_to_action,
+    trend,
+)
+from copilot.features.adoption.outcomes import outcomes
 
 NOW = datetime(2026, 3, 31, 12, tzinfo=UTC)
 

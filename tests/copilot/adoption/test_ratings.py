@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from copilot.adoption.ratings import RatingStore, boost_for
+from copilot.features.adoption.ratings import RatingStore, boost_for
 from tests.copilot.conftest import token_for
 
 

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from copilot.crm_import import CRMImporter
-from copilot.suggestions import Suggester
+from copilot.features.crm_import import CRMImporter
+from copilot.features.suggestions.suggester import Suggester
 from tests.copilot.conftest import DATA
 
 AS_OF = date(2026, 11, 20)

@@ -10,7 +10,7 @@ import pytest
 
 from copilot.agent.citations import verify
 from copilot.agent.offline_planner import discount_mentions
-from copilot.llm.chat_model import OpenAICompatibleChat
+from copilot.infra.llm.chat_model import OpenAICompatibleChat
 from tests.copilot.agent.conftest import AS_OF, suggester
 from tests.fakes.openai_stub import Fault, OpenAIStub
 
@@ -71,7 +71,7 @@ def test_offline_plan_with_kb_cites_the_rules_document_and_talk_track(world):
 
 
 def test_technical_concerns_in_the_latest_memo_ask_for_a_presales_expert(crm_services):
-    from copilot.crm_import import CRMImporter
+    from copilot.features.crm_import import CRMImporter
 
     memo = {"id": "memo_tech", "customer_id": "c_a1", "user_id": "rep_a", "recorded_at": "2026-11-10T10:00:00+08:00",
             "transcript": "信息部王工担心我们的系统和他们现有 MES 的接口对接，还问了数据安全和等保三级的要求。"}  # fmt: skip

@@ -5,17 +5,10 @@ from datetime import date
 import pytest
 
 from connectors.crm.base import CustomerSnapshot, Opportunity, Purchase, StageEntry, Task, Visit
-from copilot.agent.rules import (
-    MemoView,
-    RulesError,
-    RuleStore,
-    Segment,
-    customer_facts,
-    evaluate,
-    load_rules_text,
-    parse_rules,
-    snapshot_as_of,
-)
+from copilot.agent.facts import MemoView, Segment, customer_facts, snapshot_as_of
+from copilot.agent.rules import RuleStore, load_rules_text, parse_rules
+from copilot.agent.ruleset import RulesError
+from copilot.agent.triggers import evaluate
 
 RULES = RuleStore(None).load()
 

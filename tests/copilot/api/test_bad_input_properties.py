@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from connectors.crm.base import CustomerSnapshot
-from copilot.crm_import import CRMImporter, ImportFileError
+from copilot.features.crm_import import CRMImporter, ImportFileError
 from copilot.storage import tables as t
-from copilot.suggestions import suggester_for
 from tests.copilot.api.test_fuzz_api import AS_OF, Api, seeded_api
 from tests.copilot.conftest import BACKEND
 
@@ -104,7 +103,7 @@ def test_arbitrary_bytes_as_a_chat_body_are_refused_with_nothing_stored(api, bod
 # -- feedback -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def suggestion_id(api) -> str:
-    sg = suggester_for(api.services)
+    sg = api.services.suggester
     result = sg.for_customer(api.services.users.get("rep_a"), "c_a1", as_of=AS_OF, channel="web")
     return result.suggestions[0].id
 

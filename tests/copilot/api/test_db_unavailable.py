@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from copilot.container import build_container
 from copilot.errors import db_unavailable
-from copilot.services import build_services
 from copilot.settings import Settings
 from tests.support.processes import free_port
 
@@ -17,7 +17,7 @@ from tests.support.processes import free_port
 def test_an_unreachable_database_answers_503_db_unavailable_in_chinese(monkeypatch, client_for):
     nobody = free_port()  # nothing listens there: the connection is refused at once
     monkeypatch.setenv("COPILOT_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{nobody}/copilot")
-    client = client_for(build_services(Settings()))
+    client = client_for(build_container(Settings()))
 
     for method, path in (("GET", "/api/customers"), ("POST", "/api/suggestions/sg_1/feedback")):
         r = client.request(method, path, headers={"Authorization": "Bearer t"}, json={"action": "dismiss"})

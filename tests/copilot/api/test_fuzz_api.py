@@ -1,4 +1,4 @@
-"""Systematic bad input on the real app (in-process ASGI; the same create_app(build_services(...))).
+"""Systematic bad input on the real app (in-process ASGI; the same create_app(build_container(...))).
 
 1. Schema-based fuzzing (schemathesis): every operation of our OpenAPI gets a fixed, derandomized
    number of generated requests, valid and invalid, each from a rep or a manager with a real bearer
@@ -30,12 +30,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy import column, func, inspect, select, table
 
-from copilot.adoption.report import EXPORTS
 from copilot.api.app import create_app
-from copilot.crm_import import CRMImporter
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.adoption.report import EXPORTS
+from copilot.features.crm_import import CRMImporter
 from copilot.settings import Settings
-from copilot.suggestions import suggester_for
 from tests.conftest import MODELS_DIR, POSTGRES_URL
 from tests.copilot.conftest import BACKEND, DATA
 from tests.support.pg_fresh import fresh_database
@@ -170,7 +169,7 @@ def seeded_api(home, embedder, *, postgres: bool):
                     mp.delenv(name)
             for name, value in {**env, **({"COPILOT_DATABASE_URL": url} if url else {})}.items():
                 mp.setenv(name, value)
-            services = build_services(Settings())
+            services = build_container(Settings())
         try:
             CRMImporter(services.engine, services.local_crm, services.users).import_file(
                 DATA / "crm_small.json"
@@ -194,7 +193,7 @@ def api(tmp_path_factory, embedder) -> Api:
 
 def _existing_ids(services) -> dict[str, list]:
     """Ids that exist, so that generated requests get past the 404s as well as hitting them."""
-    sg = suggester_for(services)
+    sg = services.suggester
     suggestion_ids = []
     for user, customer in (("rep_a", "c_a1"), ("rep_b", "c_b1")):
         result = sg.for_customer(services.users.get(user), customer, as_of=AS_OF, channel="web")

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from copilot.api.app import create_app
-from copilot.crm_import import CRMImporter
-from copilot.memos import memo_hotwords, memo_pipeline
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.crm_import import CRMImporter
+from copilot.features.memos.hotwords import memo_hotwords
 from copilot.settings import Settings
 from copilot.voice.transcribe import Segment, Transcript
 from tests.copilot.conftest import DATA, token_for
@@ -132,7 +132,7 @@ def test_bad_uploads_are_kept_and_the_memo_fails_with_a_chinese_error(
 
 def test_an_oversized_upload_is_refused_with_413_and_nothing_is_stored(monkeypatch, tmp_path, client_for):
     monkeypatch.setenv("COPILOT_MAX_UPLOAD_BYTES", "10000")
-    services = build_services(Settings())
+    services = build_container(Settings())
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")
     client = client_for(services)
 
@@ -197,7 +197,7 @@ def test_an_upload_survives_a_restart_mid_processing_and_completes_afterwards(cr
         memo_id = upload(first, crm_services, "rep_a", AUDIO / "speech_wb.amr").json()["memo_id"]
     # The process died: the row says queued, the upload is on disk.
 
-    restarted = build_services(Settings())
+    restarted = build_container(Settings())
     restarted.provide("kb", None)
     restarted.provide("transcriber", ScriptedTranscriber("客户担心交期太长，我明天把排期表发过去。"))
     with TestClient(create_app(restarted)) as client:  # start-up re-queues pending memos
@@ -345,7 +345,7 @@ def _kb_with_dictionary(services, embedder, tmp_path):
 @pytest.mark.models
 def test_hotwords_add_the_kb_dictionary_after_the_customers_own_names(crm_services, embedder, tmp_path):
     kb = _kb_with_dictionary(crm_services, embedder, tmp_path)
-    context = memo_pipeline(crm_services).context_for("c_a1", "rep_a")
+    context = crm_services.memos.context_for("c_a1", "rep_a")
 
     words = memo_hotwords(context, kb, visible_teams={"t_a"})
     assert words[:4] == ["华星电子", "华星", "张总", "刘工"]  # the customer's own names first
@@ -368,10 +368,10 @@ def test_hotwords_add_the_kb_dictionary_after_the_customers_own_names(crm_servic
 @pytest.mark.models
 def test_the_pipeline_hears_kb_names_without_loading_the_kb_or_the_embedder(crm_services, embedder, tmp_path):
     _kb_with_dictionary(crm_services, embedder, tmp_path)  # ingested earlier, e.g. by `copilot kb ingest`
-    del vars(crm_services)["_kb"]  # this process has not loaded the KB
+    crm_services.forget("kb")  # this process has not loaded the KB
     transcriber = ScriptedTranscriber("华星的采购对这个价不认可。", "我明天把新报价发过去。")
     crm_services.provide("transcriber", transcriber)
-    pipeline = memo_pipeline(crm_services)
+    pipeline = crm_services.memos
     pipeline.suggest = None  # suggestions would load the KB; they are not what this test is about
     user = crm_services.users.get("rep_a")
     memo_id = pipeline.accept(user, "c_a1", (AUDIO / "speech_8k.wav").read_bytes())
@@ -380,7 +380,7 @@ def test_the_pipeline_hears_kb_names_without_loading_the_kb_or_the_embedder(crm_
     hotwords = transcriber.calls[0]["hotwords"]
     assert hotwords[:2] == ["华星电子", "华星"] and {"海拓物联", "衡测VS200", "云边网关"} <= set(hotwords)
     assert "树根互联" not in hotwords  # rep_a is in team A
-    assert "_kb" not in vars(crm_services) and "_embedder" not in vars(crm_services)  # memos stay fast
+    assert not crm_services.is_loaded("kb") and not crm_services.is_loaded("embedder")  # memos stay fast
     assert [o.type for o in record.objections] == ["其他"]  # no embedder loaded: the lexicons alone
 
     crm_services.provide("embedder", embedder)  # once loaded (chat, KB search), memos use it

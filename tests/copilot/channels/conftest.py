@@ -12,9 +12,8 @@ import pytest
 
 from connectors.channels.crypto import MessageCrypto, dingtalk_robot_sign
 from connectors.channels.wecom import build_envelope, build_xml
-from copilot.channels_service import channels_service, jobs_for
+from copilot.container import Container, build_container
 from copilot.domain import ChatAnswer, Citation
-from copilot.services import Services, build_services
 from copilot.settings import Settings
 from tests.fakes.fake_dingtalk import FakeDingTalk
 from tests.fakes.fake_wecom import FakeWeCom
@@ -39,7 +38,7 @@ def dingtalk_fake():
 
 
 @pytest.fixture
-def services(wecom_fake, dingtalk_fake, monkeypatch) -> Services:
+def services(wecom_fake, dingtalk_fake, monkeypatch) -> Container:
     env = {
         "COPILOT_WECOM_CORP_ID": CORP_ID,
         "COPILOT_WECOM_AGENT_ID": AGENT_ID,
@@ -55,15 +54,15 @@ def services(wecom_fake, dingtalk_fake, monkeypatch) -> Services:
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    built = build_services(Settings())
+    built = build_container(Settings())
     yield built
-    jobs = jobs_for(built)
+    jobs = built.jobs
     jobs.wait_idle(10)
     jobs.shutdown()
 
 
 @pytest.fixture
-def bound_services(crm_services) -> Services:
+def bound_services(crm_services) -> Container:
     """The small CRM, with rep_a (WeCom ``lilei``) also bound to a DingTalk staff id."""
     crm_services.users.upsert_user(
         {
@@ -85,7 +84,7 @@ class ScriptedConversation:
         self.calls: list[tuple[str, str]] = []
         self.answer = answer
 
-    def reply(self, user, message, *, customer_id=None) -> ChatAnswer:
+    def reply(self, user, message, *, customer_id=None, channel_key=None, **_ignored) -> ChatAnswer:
         self.calls.append((user.id, message))
         citation = Citation(
             "kb",
@@ -103,18 +102,18 @@ class ScriptedConversation:
 @pytest.fixture
 def conversation(bound_services, monkeypatch) -> ScriptedConversation:
     scripted = ScriptedConversation()
-    monkeypatch.setitem(bound_services.__dict__, "conversation", scripted)
+    bound_services.provide("conversation", scripted)
     return scripted
 
 
-def wait_jobs(services: Services) -> None:
-    assert jobs_for(services).wait_idle(10), "jobs did not finish"
+def wait_jobs(services: Container) -> None:
+    assert services.jobs.wait_idle(10), "jobs did not finish"
 
 
-def voice_hook(services: Services) -> list[tuple[str, str, bytes]]:
+def voice_hook(services: Container) -> list[tuple[str, str, bytes]]:
     """Replace the on_voice hook by a recorder; returns the list it appends (user id, msg id, audio)."""
     received: list[tuple[str, str, bytes]] = []
-    channels_service(services).on_voice = lambda user, message, audio: received.append(
+    services.channels.on_voice = lambda user, message, audio: received.append(
         (user.id, message.msg_id, audio)
     )
     return received

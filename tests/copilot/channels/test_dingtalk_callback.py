@@ -7,7 +7,8 @@ import time
 
 from sqlalchemy import select
 
-from copilot.channels_service import VOICE_RECEIVED, channel_messages
+from copilot.features.channels.inbox import channel_messages
+from copilot.features.channels.render import VOICE_RECEIVED
 from tests.copilot.channels.conftest import DING_STAFF, ding_headers, ding_text, voice_hook, wait_jobs
 
 

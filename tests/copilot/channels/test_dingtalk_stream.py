@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from copilot.channels_service import channel_messages
 from copilot.cli import common
 from copilot.cli.channels import build_dingtalk_stream, run_dingtalk_stream
 from copilot.cli.main import app
+from copilot.features.channels.inbox import channel_messages
 from tests.copilot.channels.conftest import ScriptedConversation, ding_text, wait_jobs
 from tests.fakes.fake_dingtalk_stream import FakeDingTalkStream
 
@@ -111,7 +111,7 @@ class GatedConversation(ScriptedConversation):
         super().__init__()
         self.gate = threading.Event()
 
-    def reply(self, user, message, *, customer_id=None):
+    def reply(self, user, message, *, customer_id=None, **_ignored):
         assert self.gate.wait(10), "the test never opened the gate"
         return super().reply(user, message, customer_id=customer_id)
 
@@ -120,7 +120,7 @@ def test_the_ack_is_sent_before_the_answer_is_computed(
     bound_services, gateway, dingtalk_fake, start_stream, monkeypatch
 ):
     slow = GatedConversation()
-    monkeypatch.setitem(bound_services.__dict__, "conversation", slow)
+    bound_services.provide("conversation", slow)
     start_stream()
     frame = gateway.push_robot_message(ding_text(dingtalk_fake, "客户嫌贵怎么回？", msg_id="msgSLOW"))
 

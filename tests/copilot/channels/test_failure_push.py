@@ -3,9 +3,8 @@ account gets the Chinese notice, besides GET /api/notifications."""
 
 from __future__ import annotations
 
-from copilot.writeback import outbox
-from copilot.writeback.apply import apply_change
-from copilot.writeback.delivery import run_outbox_tick
+from copilot.features.writeback import outbox
+from copilot.features.writeback.apply import apply_change
 from tests.copilot.channels.conftest import DING_STAFF
 
 
@@ -20,7 +19,7 @@ def test_a_failed_write_is_pushed_to_the_reps_wecom_and_dingtalk_accounts(
 ):
     _queue_rejected_write(bound_services, "rep_a")
 
-    report = run_outbox_tick(bound_services, sync=False)
+    report = bound_services.writeback.tick(sync=False)
 
     assert report["failed"] == 1 and outbox.get(bound_services.engine, "k-push")["status"] == "failed"
     [wecom] = [m for m in wecom_fake.sent if m["touser"] == "lilei"]
@@ -34,6 +33,6 @@ def test_a_rep_without_bound_accounts_only_gets_the_notification(bound_services,
     bound_services.users.upsert_user({"id": "rep_x", "name": "韩梅", "role": "rep", "team_id": "t_a"})
     _queue_rejected_write(bound_services, "rep_x")
 
-    assert run_outbox_tick(bound_services, sync=False)["failed"] == 1
+    assert bound_services.writeback.tick(sync=False)["failed"] == 1
 
     assert wecom_fake.sent == [] and dingtalk_fake.batch_sent == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from copilot.channels_service import MEMO_FAILED, VOICE_RECEIVED
+from copilot.features.channels.render import MEMO_FAILED, VOICE_RECEIVED
 from copilot.storage import tables as t
 from copilot.voice.transcribe import Segment, Transcript
 from tests.copilot.channels.conftest import wait_jobs, wecom_post, wecom_voice_xml

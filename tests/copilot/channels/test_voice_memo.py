@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from connectors.channels.wecom import build_xml
-from copilot.channels_service import ASK_CUSTOMER, VOICE_RECEIVED, channels_service
+from copilot.features.channels.render import ASK_CUSTOMER, VOICE_RECEIVED
 from copilot.storage import tables as t
 from copilot.voice.transcribe import Segment, Transcript
 from tests.copilot.channels.conftest import (
@@ -111,7 +111,7 @@ def test_pressing_the_button_twice_creates_one_crm_task(voice_services, wecom_fa
     cards = _voice_to_cards(voice_services, wecom_fake, client)
     card = cards[0]
     sid = card["button_list"][0]["key"].removeprefix("apply:")
-    change = channels_service(voice_services)._suggester().store.get(sid).proposed_change
+    change = voice_services.suggester.store.get(sid).proposed_change
     before = _tasks(voice_services)
     sent_before = len(wecom_fake.sent)
 
@@ -124,7 +124,7 @@ def test_pressing_the_button_twice_creates_one_crm_task(voice_services, wecom_fa
     )  # pressed again
     wait_jobs(voice_services)
 
-    row = channels_service(voice_services)._suggester().store.get(sid)
+    row = voice_services.suggester.store.get(sid)
     assert row.status == "applied"
     assert change["op"] == "create_task"
     assert len(_tasks(voice_services)) == len(before) + 1
@@ -148,7 +148,7 @@ def test_text_commands_apply_and_dismiss_by_number(voice_services, wecom_fake, c
     client = client_for(voice_services)
     cards = _voice_to_cards(voice_services, wecom_fake, client)
     ids = [c["button_list"][0]["key"].removeprefix("apply:") for c in cards]
-    store = channels_service(voice_services)._suggester().store
+    store = voice_services.suggester.store
 
     wecom_post(client, wecom_text_xml("确认 1", msg_id="7100000000000000001"))
     wecom_post(client, wecom_text_xml("确认 1", msg_id="7100000000000000002"))
@@ -167,13 +167,13 @@ def test_confirm_by_number_works_after_a_restart_because_the_numbering_is_stored
 ):
     cards = _voice_to_cards(voice_services, wecom_fake, client_for(voice_services))
     first = cards[0]["button_list"][0]["key"].removeprefix("apply:")
-    voice_services.__dict__.pop("_channels")  # a new process: nothing of the old service in memory
+    voice_services.forget("channels")  # a new process: nothing of the old service in memory
     restarted = client_for(voice_services)
 
     wecom_post(restarted, wecom_text_xml("确认 1", msg_id="7100000000000000011"))
     wait_jobs(voice_services)
 
-    assert channels_service(voice_services)._suggester().store.get(first).status == "applied"
+    assert voice_services.suggester.store.get(first).status == "applied"
     assert wecom_fake.texts()[-1].startswith("已采纳")
 
 
@@ -220,8 +220,8 @@ def test_dingtalk_voice_lists_suggestions_with_confirm_numbers(voice_services, d
         assert [b["title"] for b in card["btns"]] == ["采纳", "忽略"] and taps == [f"确认 {n}", f"忽略 {n}"]
 
     # tapping 采纳 on the first card sends 「确认 1」 as the rep: the suggestion is applied, once
-    store = channels_service(voice_services)._suggester().store
-    first = channels_service(voice_services).last_shown("dingtalk", DING_STAFF)[0]
+    store = voice_services.suggester.store
+    first = voice_services.channels.decisions.last_shown("dingtalk", DING_STAFF)[0]
     with TestClient(create_app(voice_services)) as client:
         for msg_id in ("msgT1", "msgT1", "msgT2"):  # a platform retry, then a second tap
             tap = ding_text(dingtalk_fake, "确认 1", msg_id=msg_id, staff=DING_STAFF)

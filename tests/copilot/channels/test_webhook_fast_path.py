@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from connectors.channels.base import InboundMessage
 from connectors.channels.wecom import build_envelope
 from copilot.api.app import create_app
-from copilot.channels_service import ChannelsService, channel_messages, channels_service
-from copilot.jobs import RedisJobQueue
+from copilot.features.channels.inbox import channel_messages
+from copilot.features.channels.router import ChannelRouter
+from copilot.infra.jobs import RedisJobQueue
 from tests.copilot.channels.conftest import (
     AGENT_ID,
     CORP_ID,
@@ -48,20 +49,20 @@ def _message(msg_id: str, channel: str = "wecom") -> InboundMessage:
 def batches(monkeypatch) -> list[int]:
     """The size of every batch ``accept_many`` stores (the real method runs)."""
     sizes: list[int] = []
-    real = ChannelsService.accept_many
+    real = ChannelRouter.accept_many
 
     def recording(self, messages):
         sizes.append(len(messages))
         return real(self, messages)
 
-    monkeypatch.setattr(ChannelsService, "accept_many", recording)
+    monkeypatch.setattr(ChannelRouter, "accept_many", recording)
     return sizes
 
 
 def test_accept_many_takes_each_message_id_once_within_a_batch_and_across_batches(
     bound_services, conversation, wecom_fake
 ):
-    svc = channels_service(bound_services)
+    svc = bound_services.channels
     assert svc.accept_many([_message("m1"), _message("m2"), _message("m1")]) == [True, True, False]
     assert svc.accept_many([_message("m2"), _message("m3"), _message("m3", channel="dingtalk")]) == [
         False,
@@ -84,7 +85,7 @@ def test_accept_many_takes_each_message_id_once_within_a_batch_and_across_batche
 def test_when_the_jobs_cannot_be_queued_the_batch_is_forgotten_so_retries_are_not_repeats(
     bound_services, conversation
 ):
-    svc = channels_service(bound_services)
+    svc = bound_services.channels
     svc.accept_many([_message("old")])
     wait_jobs(bound_services)
     svc.jobs = RedisJobQueue("redis://127.0.0.1:9/0")  # nothing listens on port 9: Redis is down
@@ -176,7 +177,7 @@ def test_a_body_in_several_chunks_is_assembled_before_it_is_verified(
 def test_when_redis_is_down_the_callback_is_503_and_nothing_is_stored(
     bound_services, conversation, client_for
 ):
-    channels_service(bound_services).jobs = RedisJobQueue("redis://127.0.0.1:9/0")
+    bound_services.channels.jobs = RedisJobQueue("redis://127.0.0.1:9/0")
     url, body = _signed_wecom("客户嫌贵怎么回？", "noredis1")
 
     response = client_for(bound_services).post(url, content=body)

@@ -23,11 +23,12 @@ from connectors.channels.wecom_aibot import (
     strip_mention,
 )
 from copilot.api.app import create_app
-from copilot.channels_aibot import EMPTY_QUESTION, STREAM_GONE, THINKING, aibot_service, channel_streams
-from copilot.channels_service import UNSUPPORTED, channel_messages
-from copilot.jobs import redis_queue
-from copilot.services import build_services
+from copilot.container import build_container
+from copilot.features.channels.aibot import EMPTY_QUESTION, STREAM_GONE, THINKING, channel_streams
+from copilot.features.channels.inbox import channel_messages
+from copilot.features.channels.render import UNSUPPORTED
 from copilot.settings import Settings
+from copilot.worker import tasks as worker_tasks
 from tests.copilot.channels.conftest import wait_jobs
 from tests.fakes.fake_wecom_aibot import FakeWeComAIBot
 from tests.support.servers import serve_in_thread
@@ -142,7 +143,7 @@ def test_concurrent_deliveries_of_one_msgid_share_one_stream(bound_services, con
 def test_an_answer_ready_after_wecom_stopped_polling_is_posted_to_response_url(
     bound_services, conversation, wecom, app_url
 ):
-    aibot_service(bound_services).stream_window_s = 0.0  # every answer is "late"
+    bound_services.aibot.stream_window_s = 0.0  # every answer is "late"
     delivery = wecom.send_text("@销售副驾 客户嫌贵怎么回？", msg_id="msg-late")
     wait_jobs(bound_services)
 
@@ -185,7 +186,7 @@ def test_refreshes_are_answered_from_the_database_by_any_api_process(
     bound_services, conversation, wecom, app_url
 ):
     """A second app process on the same database (no shared memory) serves the stream refreshes."""
-    other = build_services(Settings())
+    other = build_container(Settings())
     configure(other, wecom)
     try:
         with serve_in_thread(create_app(other)) as other_base:
@@ -210,8 +211,8 @@ class RemoteQueue:
     def __init__(self) -> None:
         self.jobs: list[tuple] = []
 
-    def submit(self, fn, *args) -> None:
-        self.jobs.append((fn, pickle.loads(pickle.dumps(args))))
+    def submit(self, task, *args) -> None:
+        self.jobs.append((task, pickle.loads(pickle.dumps(args))))
 
 
 def test_on_a_remote_queue_the_answer_runs_by_name_on_a_worker_with_its_own_services(
@@ -219,18 +220,18 @@ def test_on_a_remote_queue_the_answer_runs_by_name_on_a_worker_with_its_own_serv
 ):
     monkeypatch.setenv("COPILOT_WECOM_AIBOT_TOKEN", AIBOT_TOKEN)  # the worker reads its settings from env
     monkeypatch.setenv("COPILOT_WECOM_AIBOT_AES_KEY", AIBOT_AES_KEY)
-    monkeypatch.setattr(redis_queue, "_worker_services", {})
+    monkeypatch.setattr(worker_tasks, "_container", [])  # a fresh worker process
     queue = RemoteQueue()
-    aibot_service(bound_services).jobs = queue
+    bound_services.aibot.jobs = queue
     delivery = wecom.send_text("你好", msg_id="msg-remote", user="stranger")
 
-    [(fn, args)] = queue.jobs
-    assert redis_queue.job_path(fn) == "copilot.channels_aibot.answer_aibot_job"
+    [(task, args)] = queue.jobs
+    assert task == "answer_aibot"
     try:
-        fn(*args)  # what `copilot worker` does
-        fn(*args)  # delivered twice (at least once): the answer is written once
+        worker_tasks.run_task(task, *args)  # what `copilot worker` does
+        worker_tasks.run_task(task, *args)  # delivered twice (at least once): the answer is written once
     finally:
-        redis_queue._worker_services["s"].engine.dispose()
+        worker_tasks.worker_container().engine.dispose()
     final = wecom.poll(delivery.stream["id"])[-1]
     assert "绑定" in final["content"]
     assert aibot_rows(bound_services)[0][0]["status"] == "unbound"

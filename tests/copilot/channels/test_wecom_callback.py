@@ -7,7 +7,8 @@ import time
 
 from sqlalchemy import select
 
-from copilot.channels_service import MEDIA_TOO_LARGE, VOICE_RECEIVED, channel_messages, channels_service
+from copilot.features.channels.inbox import channel_messages
+from copilot.features.channels.render import MEDIA_TOO_LARGE, VOICE_RECEIVED
 from tests.copilot.channels.conftest import (
     voice_hook,
     wait_jobs,
@@ -160,7 +161,7 @@ def test_oversized_voice_is_refused_politely_and_not_handed_on(
     bound_services, conversation, wecom_fake, client_for
 ):
     received = voice_hook(bound_services)
-    channels_service(bound_services).wecom().client.max_media_bytes = 1024
+    bound_services.channels.wecom().client.max_media_bytes = 1024
     wecom_fake.media["BIG"] = b"x" * 4096
     wecom_post(client_for(bound_services), wecom_voice_xml("BIG"))
     wait_jobs(bound_services)

@@ -9,7 +9,7 @@ runner = CliRunner()
 
 
 def _enqueue(key: str) -> None:
-    from copilot.writeback.outbox import enqueue
+    from copilot.features.writeback.outbox import enqueue
 
     with common.services().engine.begin() as conn:
         enqueue(conn, "create_task", {"customer_id": "c1", "title": "回访"}, key, user_id="rep_a")

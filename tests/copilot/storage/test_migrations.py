@@ -45,13 +45,13 @@ def test_migrations_on_sqlite(tmp_path):
 
 @pytest.mark.postgres
 def test_migrations_and_import_on_postgres(postgres_url, monkeypatch):
-    from copilot.crm_import import CRMImporter
-    from copilot.services import build_services
+    from copilot.container import build_container
+    from copilot.features.crm_import import CRMImporter
     from copilot.settings import Settings
 
     _exercise(postgres_url)
     monkeypatch.setenv("COPILOT_DATABASE_URL", postgres_url)
-    services = build_services(Settings())
+    services = build_container(Settings())
     report = CRMImporter(services.engine, services.local_crm, services.users).import_file(
         DATA / "crm_small.json"
     )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot.voice.dates import chinese_number, resolve_due
+from copilot.voice.extract.dates import chinese_number, resolve_due
 
 THURSDAY = date(2026, 11, 12)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.crm.base import Contact, CustomerSnapshot, Opportunity
-from copilot.llm.chat_model import OpenAICompatibleChat
+from copilot.infra.llm.chat_model import OpenAICompatibleChat
 from copilot.voice.extract import (
     ExtractionContext,
     company_aliases,

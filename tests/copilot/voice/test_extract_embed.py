@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from copilot.voice.extract import extract_offline, extract_visit
-from copilot.voice.extract_embed import PrototypeTyper, typer_for
-from copilot.voice.extract_offline import _objection_type
+from copilot.voice.extract.embed import PrototypeTyper, typer_for
+from copilot.voice.extract.offline import _objection_type
 from copilot.voice.transcribe import Segment
 
 pytestmark = pytest.mark.models

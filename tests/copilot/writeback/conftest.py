@@ -49,7 +49,7 @@ def make_suggestion():
     """``make_suggestion(services, user_id, customer_id, change)`` → the id of a stored, proposed suggestion
     (no knowledge base needed: one CRM citation)."""
     from copilot.domain import Citation, ProposedChange, Suggestion
-    from copilot.suggestions import SuggestionStore
+    from copilot.features.suggestions.suggester import SuggestionStore
 
     def make(services, user_id, customer_id, change, *, title="发送报价单", action_type="follow_up_quote"):
         cite = Citation(

@@ -7,8 +7,8 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from copilot.writeback import audit, outbox
-from copilot.writeback.apply import apply_change
+from copilot.features.writeback import audit, outbox
+from copilot.features.writeback.apply import apply_change
 
 TASK = {"op": "create_task", "fields": {"customer_id": "c_a1", "title": "发送报价单", "due": "2026-10-10"}}
 

@@ -8,9 +8,9 @@ import time
 from fastapi.testclient import TestClient
 
 from copilot.api.app import create_app
-from copilot.writeback import outbox
-from copilot.writeback.apply import apply_change
-from copilot.writeback.delivery import OutboxLoop, run_outbox_tick, set_channel_push
+from copilot.features.writeback import outbox
+from copilot.features.writeback.apply import apply_change
+from copilot.features.writeback.delivery import OutboxLoop
 from tests.copilot.conftest import token_for
 
 
@@ -56,7 +56,7 @@ def test_loop_is_off_when_the_interval_is_zero_and_stops_cleanly(crm_services):
     with TestClient(create_app(crm_services)):
         time.sleep(0.3)
     assert outbox.get(crm_services.engine, "k0")["status"] == "pending"
-    loop = OutboxLoop(crm_services, interval_s=0.05).start()
+    loop = OutboxLoop(crm_services.writeback.tick, 0.05).start()
     assert _wait(lambda: outbox.get(crm_services.engine, "k0")["status"] == "delivered")
     loop.stop()
     assert loop._thread is None and loop.ticks >= 1
@@ -64,11 +64,11 @@ def test_loop_is_off_when_the_interval_is_zero_and_stops_cleanly(crm_services):
 
 def test_permanent_failure_notifies_the_rep_in_chinese_and_only_that_rep(crm_services, client_for):
     pushed = []
-    set_channel_push(crm_services, lambda user_id, text: pushed.append((user_id, text)) or True)
+    crm_services.provide("channel_push", lambda user_id, text: pushed.append((user_id, text)) or True)
     _queue(crm_services, "rep_a", "c_gone", 0)  # the local CRM rejects: no such customer
     _queue(crm_services, "rep_b", "c_b1", 1)
 
-    report = run_outbox_tick(crm_services, sync=False)
+    report = crm_services.writeback.tick(sync=False)
     assert (report["delivered"], report["failed"]) == (1, 1) and "sync" not in report
     row = outbox.get(crm_services.engine, "k0")
     assert row["status"] == "failed" and "拒绝" in row["last_error"]
@@ -103,6 +103,6 @@ def test_permanent_failure_notifies_the_rep_in_chinese_and_only_that_rep(crm_ser
     assert client.get("/api/notifications").status_code == 401
 
     assert (
-        run_outbox_tick(crm_services, sync=False)["failed"] == 0
+        crm_services.writeback.tick(sync=False)["failed"] == 0
     )  # failed rows are not retried (nor re-notified)
     assert client.get("/api/notifications", headers=token_for(crm_services, "rep_a")).json()["unread"] == 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from copilot.features.suggestions.suggester import SuggestionStore
+from copilot.features.writeback import audit
 from copilot.storage import tables as t
-from copilot.suggestions import SuggestionStore
-from copilot.writeback import audit
 from tests.copilot.conftest import token_for
 
 TASK = {"op": "create_task", "fields": {"customer_id": "c_a1", "title": "发送报价单", "due": "2026-12-01"}}

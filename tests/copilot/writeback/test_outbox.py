@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from copilot.features.writeback import audit, commands, outbox
+from copilot.features.writeback.apply import apply_change
 from copilot.storage.db import make_engine
-from copilot.writeback import audit, commands, outbox
-from copilot.writeback.apply import apply_change
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 FAST = outbox.RetryPolicy(base_delay_s=1.0, max_delay_s=60.0, max_attempts=50)

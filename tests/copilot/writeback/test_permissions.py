@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from connectors.crm import local_schema
+from copilot.features.suggestions.suggester import SuggestionStore
 from copilot.storage import tables as t
-from copilot.suggestions import SuggestionStore
 from tests.copilot.conftest import token_for
 
 
@@ -81,7 +81,7 @@ def test_crm_down_during_the_permission_check_answers_503_and_writes_nothing(
         def get_customer(self, customer_id):
             raise CRMUnavailable("503 Service Unavailable", crm=self.name, status=503, retry_after=30)
 
-    crm_services.__dict__["crm"] = DownCRM()  # permission needs the customer's owner: fail closed
+    crm_services.provide("crm", DownCRM())  # permission needs the customer's owner: fail closed
     r = client_for(crm_services).post(
         f"/api/suggestions/{sid}/apply", json={}, headers=token_for(crm_services, "rep_a")
     )

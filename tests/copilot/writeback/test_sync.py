@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 from connectors.crm.base import StageUpdate
-from copilot.writeback.delivery import run_outbox_tick
-from copilot.writeback.sync import outcomes, sync_outcomes
+from copilot.features.writeback.sync import outcomes, sync_outcomes
 
 
 def _moves(engine, **kw):
@@ -25,11 +24,11 @@ def test_local_crm_history_then_moves_then_won_once(crm_services):
     assert sync_outcomes(engine, crm).recorded == 0  # idempotent
 
     crm.update_stage(StageUpdate("c_a1", "o_a1", "赢单", "2026-11-30"), idempotency_key="won")
-    assert run_outbox_tick(crm_services, sync=True)["sync"]["recorded"] == 1  # from the background tick
+    assert crm_services.writeback.tick(sync=True)["sync"]["recorded"] == 1  # from the background tick
     assert _moves(engine)[-1] == ("o_a1", 3, "商务谈判", "赢单", "won")
     assert outcomes(engine, customer_id="c_a1")[-1]["entered"] == "2026-11-30"
-    assert run_outbox_tick(crm_services, sync=True)["sync"]["recorded"] == 0
-    assert "sync" not in run_outbox_tick(crm_services)  # the sync interval has not passed since the last sync
+    assert crm_services.writeback.tick(sync=True)["sync"]["recorded"] == 0
+    assert "sync" not in crm_services.writeback.tick()  # the sync interval has not passed since the last sync
 
 
 def test_concurrent_pollers_record_each_move_once(crm_services):

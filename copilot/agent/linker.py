@@ -1,0 +1,273 @@
+"""Which customer (or contact) a rep means: full names, short names, aliases, pinyin homophones and
+one-character typos, and contacts by name or surname + title (王总, 刘部长, 王姐, 潘工). Chinese-first.
+
+The linker only ever sees the entities it is given — the customers the user may see — so a customer
+outside the user's scope can never be matched, confirmed or named. Pure; one linker for the app (chat,
+memo transcripts).
+
+    linker = EntityLinker([Entity("c_huaxing", "华星电子科技（苏州）有限公司", contacts=("周建国",))])
+    linker.customers("华兴那边下一步怎么跟？")   # [Match("c_huaxing", "华兴", "homophone", 0.9)]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pypinyin import Style, lazy_pinyin
+
+_BRACKETS = re.compile(r"[（(][^）)]*[）)]")
+_LEGAL_TAIL = re.compile(r"(股份有限公司|有限责任公司|有限公司|集团公司|集团|公司|厂|连锁|分公司)+$")
+# Trade words peeled off one at a time (华星电子科技 → 华星电子 → 华星).
+_TRADE_TAIL = re.compile(
+    r"(?:科技|电子|信息|技术|网络|软件|智能|实业|贸易|商贸|控股|物流|食品|医药|医疗|汽车|零部件|精密|模具|"
+    r"五金|制品|便利店|超市|冷链|快运|口腔|连锁|生物|制药|器械|设备|工业|自动化|物联|数据|云)$"
+)
+# Places a company name often starts with: dropping them gives what reps say (宁波锦程 → 锦程).
+_PLACES = [
+    "北京",
+    "上海",
+    "天津",
+    "重庆",
+    "深圳",
+    "广州",
+    "杭州",
+    "南京",
+    "苏州",
+    "宁波",
+    "温州",
+    "嘉兴",
+    "佛山",
+    "东莞",
+    "珠海",
+    "无锡",
+    "常州",
+    "合肥",
+    "武汉",
+    "成都",
+    "西安",
+    "青岛",
+    "厦门",
+    "福州",
+    "长沙",
+    "郑州",
+    "济南",
+    "大连",
+    "沈阳",
+    "昆明",
+    "南宁",
+    "贵阳",
+    "江苏",
+    "浙江",
+    "广东",
+    "山东",
+    "河南",
+    "河北",
+    "湖北",
+    "湖南",
+    "四川",
+    "福建",
+    "安徽",
+    "江西",
+    "广西",
+    "云南",
+]
+# Words that end a contact reference: surname + one of these (王总, 刘部长, 潘工, 王姐).
+_TITLES = (
+    "总经理",
+    "总监",
+    "部长",
+    "经理",
+    "主任",
+    "主管",
+    "科长",
+    "厂长",
+    "老板",
+    "董事长",
+    "总",
+    "工",
+    "姐",
+    "哥",
+    "老师",
+)
+_MIN_ALIAS = 2
+_THAT_ONE_AFTER = re.compile(r"(那家|那个|这家|这个|那边的)")
+_THAT_ONE_BEFORE = re.compile(r"(那家|那个|这家|这个)([\u4e00-\u9fff]{2,6}?)(客户|公司|企业)")
+_NOT_DESCRIPTIVE = {"有限", "公司", "客户", "我们", "他们", "你们", "帮我", "给我"}
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    id: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    contacts: tuple[str, ...] = ()  # contact names ("周建国")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    id: str
+    surface: str  # the words of the message that named it
+    via: str  # name | alias | homophone | typo | contact
+    score: float
+
+
+def short_forms(name: str) -> list[str]:
+    """``华星电子科技（苏州）有限公司`` → [华星电子科技, 华星电子, 华星]: what reps call a company."""
+    base = _LEGAL_TAIL.sub("", _BRACKETS.sub("", name or "").strip()).strip() or (name or "").strip()
+    forms = [base]
+    for place in _PLACES:
+        if base.startswith(place) and len(base) - len(place) >= 2:
+            forms.append(base[len(place) :])
+    for form in list(forms):
+        trimmed = form
+        while True:
+            nxt = _TRADE_TAIL.sub("", trimmed)
+            if nxt == trimmed or len(nxt) < _MIN_ALIAS:
+                break
+            trimmed = nxt
+            forms.append(trimmed)
+        if len(trimmed) >= 3:  # 华星电子 → 华星, 鲜丰汇 → 鲜丰 (reps say the first two characters)
+            forms.append(trimmed[:2])
+    return [f for f in dict.fromkeys(forms) if len(f) >= _MIN_ALIAS and f not in _PLACES]
+
+
+@lru_cache(maxsize=4096)
+def _pinyin(text: str) -> tuple[str, ...]:
+    return tuple(lazy_pinyin(text, style=Style.NORMAL, errors="default"))
+
+
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+@dataclass
+class _Form:
+    entity: str
+    text: str
+    via: str
+    pinyin: tuple[str, ...] = field(default_factory=tuple)
+
+
+class EntityLinker:
+    def __init__(self, entities: Iterable[Entity]) -> None:
+        self.entities = {e.id: e for e in entities}
+        self._forms: list[_Form] = []
+        for e in self.entities.values():
+            forms = [(e.name, "name"), *((f, "name") for f in short_forms(e.name)[1:] if f != e.name)]
+            forms[1:1] = [(short_forms(e.name)[0], "name")] if short_forms(e.name) else []
+            forms += [(a.strip(), "alias") for a in e.aliases if a and len(a.strip()) >= _MIN_ALIAS]
+            for text, via in dict.fromkeys(forms):
+                self._forms.append(_Form(e.id, text, via, _pinyin(text)))
+
+    # -- customers -----------------------------------------------------------------------------
+    def customers(self, text: str) -> list[Match]:
+        """The customers ``text`` names, best first (one match per customer)."""
+        best: dict[str, Match] = {}
+        for m in (*self._exact(text), *self._sound_alike(text)):
+            if m.id not in best or m.score > best[m.id].score:
+                best[m.id] = m
+        # a longer, exact mention beats a fuzzy one that lies inside it (华星 inside 华星电子)
+        return sorted(best.values(), key=lambda m: (-m.score, -len(m.surface)))
+
+    def _exact(self, text: str) -> list[Match]:
+        out = []
+        for f in self._forms:
+            if f.text in text:
+                score = min(1.0, 0.7 + 0.06 * len(f.text)) if f.via == "name" else 0.95
+                out.append(Match(f.entity, f.text, f.via, score))
+        return out
+
+    def _sound_alike(self, text: str) -> list[Match]:
+        """Same pinyin (华兴 → 华星), or one different character in a name of 3+ characters."""
+        han = [(i, ch) for i, ch in enumerate(text) if _is_han(ch)]
+        if not han:
+            return []
+        out = []
+        chars = "".join(ch for _i, ch in han)
+        spell = _pinyin(chars)
+        if len(spell) != len(chars):  # pypinyin merged something: compare per character instead
+            spell = tuple(_pinyin(ch)[0] for ch in chars)
+        for f in self._forms:
+            n = len(f.text)
+            if n < _MIN_ALIAS or len(f.pinyin) != n:
+                continue
+            for start in range(0, len(chars) - n + 1):
+                window = chars[start : start + n]
+                if window == f.text:
+                    continue
+                if spell[start : start + n] == f.pinyin:
+                    out.append(Match(f.entity, window, "homophone", 0.85 + 0.02 * n))
+                    break
+                if n >= 3:
+                    diff = sum(1 for a, b in zip(window, f.text, strict=True) if a != b)
+                    if diff == 1 and window[0] == f.text[0]:
+                        out.append(Match(f.entity, window, "typo", 0.6 + 0.02 * n))
+                        break
+        return out
+
+    # -- contacts --------------------------------------------------------------------------------
+    def contacts(self, text: str) -> list[Match]:
+        """Customers whose contact ``text`` names: 周建国, or surname + title (周总, 吴部长, 孙姐)."""
+        out: dict[str, Match] = {}
+        for e in self.entities.values():
+            for name in e.contacts:
+                name = name.strip()
+                if not name:
+                    continue
+                if len(name) >= 2 and name in text:
+                    out[e.id] = Match(e.id, name, "contact", 0.9)
+                    continue
+                surname = name[0]
+                for title in _TITLES:
+                    if f"{surname}{title}" in text and e.id not in out:
+                        out[e.id] = Match(e.id, f"{surname}{title}", "contact", 0.7)
+        return sorted(out.values(), key=lambda m: -m.score)
+
+    def described(self, text: str) -> list[Match]:
+        """「连锁那家客户」, 「那个物流客户」: a word of their names with 那家/那个 — every customer it fits."""
+        found: dict[str, Match] = {}
+        for m in _THAT_ONE_AFTER.finditer(text):  # X那家
+            head = text[: m.start()]
+            words = [head[-n:] for n in (4, 3, 2) if len(head) >= n and all(_is_han(c) for c in head[-n:])]
+            self._described(words, found)
+        for m in _THAT_ONE_BEFORE.finditer(text):  # 那个X客户
+            tail = m.group(2)
+            self._described([tail[:n] for n in (4, 3, 2) if len(tail) >= n], found)
+        return list(found.values())
+
+    def _described(self, words: list[str], found: dict[str, Match]) -> None:
+        for word in words:
+            if word in _NOT_DESCRIPTIVE:
+                continue
+            hits = [e.id for e in self.entities.values() if word in e.name]
+            if hits:
+                for cid in hits:
+                    found.setdefault(cid, Match(cid, word, "description", 0.75))
+                return
+
+    def resolve(self, text: str) -> list[Match]:
+        """Customers named directly, else through a contact; ties are kept (the caller asks which)."""
+        described = self.described(text)
+        if len(described) > 1:
+            return described  # several customers fit the description: ask which
+        named = self.customers(text)
+        if named:
+            top = named[0].score
+            close = [m for m in named if m.score >= top - 0.05]
+            # a mention inside a longer one of another customer does not count (华星 in 华星电子)
+            return [
+                m
+                for m in close
+                if not any(
+                    o is not m and m.surface in o.surface and len(o.surface) > len(m.surface) for o in close
+                )
+            ]
+        return self.contacts(text)
+
+
+def names_of(entity: Entity) -> Sequence[str]:
+    """Every way the entity is written (to keep it out of replies that must not name it)."""
+    return [entity.name, *short_forms(entity.name), *entity.aliases]

@@ -1,0 +1,120 @@
+"""Transcript segments → a visit record whose every field points back to the segment(s) it came from.
+
+    context = ExtractionContext.from_snapshots(crm_snapshots, customer_id="c_renkang")
+    record = extract_visit(transcript.segments, recorded_at=when, context=context, llm=services.llm)
+    record.to_json()  # customer, contacts, needs, objections, competitors, next_steps, sentiment, stage_hint
+
+Two extractors share one output shape:
+
+* offline (always available): clause rules over lexicons, CRM names and aliases, and ``dates.resolve_due``
+  for relative due dates; given an embedder, objections the lexicons cannot type are typed by nearest
+  prototype (``extract_embed``). It says what it could not find (``missing``) instead of guessing.
+* LLM (when a chat model is configured): the segments go in as numbered, fenced data; the model answers
+  JSON, which is validated (types, stages, ISO dates) and whose segment references are checked (an item
+  citing no existing segment is dropped; a competitor or contact must be named in a cited segment). Any
+  failure falls back to the offline extractor with a Chinese ``note``.
+
+Modules: ``extract_record`` (output shapes, CRM context, name aliases), ``extract_lexicon`` (clauses and
+the rule lexicons), ``extract_offline`` and ``extract_llm`` (the two extractors), ``extract_embed``
+(objection typing by nearest prototype). This module is the public API: import from here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from copilot.voice.extract.lexicon import _SENTENCE_END
+from copilot.voice.extract.llm import (
+    SYSTEM_PROMPT,
+    ExtractionFailed,
+    _ChatModel,
+    llm_user_message,
+    parse_llm_record,
+)
+from copilot.voice.extract.offline import extract_offline
+from copilot.voice.extract.record import (
+    CUSTOMER,
+    OBJECTION_TYPES,
+    REP,
+    SENTIMENTS,
+    STAGES,
+    CompetitorMention,
+    ContactMention,
+    CustomerMatch,
+    ExtractionContext,
+    Judgement,
+    KnownContact,
+    KnownCustomer,
+    Need,
+    NextStep,
+    Objection,
+    SourceRef,
+    Sources,
+    VisitRecord,
+    _SegmentLike,
+    company_aliases,
+    competitor_aliases,
+    locator,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CUSTOMER", "OBJECTION_TYPES", "REP", "SENTIMENTS", "STAGES", "SYSTEM_PROMPT", "CompetitorMention",
+    "ContactMention", "CustomerMatch", "ExtractionContext", "ExtractionFailed", "Judgement", "KnownContact",
+    "KnownCustomer", "Need", "NextStep", "Objection", "SourceRef", "Sources", "VisitRecord", "company_aliases",
+    "competitor_aliases", "extract_offline", "extract_visit", "llm_user_message", "locator", "parse_llm_record",
+    "script_segments",
+]  # fmt: skip
+
+
+def extract_visit(
+    segments: Sequence[_SegmentLike],
+    *,
+    recorded_at: date | datetime,
+    context: ExtractionContext | None = None,
+    llm: _ChatModel | None = None,
+    embedder: Any = None,
+) -> VisitRecord:
+    """LLM extraction when a model is configured, validated; otherwise (or on any failure) offline.
+    ``embedder`` (optional) lets the offline extractor type objections its lexicons cannot."""
+    ctx = context or ExtractionContext()
+    if llm is None or not segments:
+        return extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
+    try:
+        raw = llm.complete(SYSTEM_PROMPT, llm_user_message(segments, recorded_at, ctx), json_mode=True)
+        record = parse_llm_record(raw, segments, recorded_at=recorded_at, context=ctx)
+    except Exception as exc:  # LLMError, ExtractionFailed, anything the adapter raised
+        logger.warning("llm extraction failed (%s); using offline extractor", type(exc).__name__)
+        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
+        return VisitRecord(**{**_fields(offline), "note": "大模型抽取失败，已改用离线规则抽取。"})
+    empty = not (record.needs or record.objections or record.competitors or record.next_steps)
+    if empty and any(s.text.strip() for s in segments):
+        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
+        if offline.needs or offline.objections or offline.competitors or offline.next_steps:
+            return VisitRecord(
+                **{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"}
+            )
+    return record
+
+
+def _fields(record: VisitRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in VisitRecord.__dataclass_fields__}
+
+
+def script_segments(script: str) -> list[_SegmentLike]:
+    """A typed script (eval memos, pasted notes) as pseudo-segments: one per sentence, timed by length."""
+    from copilot.voice.transcribe import Segment
+
+    out, t = [], 0.0
+    for sent in _SENTENCE_END.split(script):
+        sent = sent.strip()
+        if not sent:
+            continue
+        dur = round(max(1.0, len(sent) / 4.5), 2)  # ~4.5 spoken characters per second
+        out.append(Segment(start=round(t, 2), end=round(t + dur, 2), text=sent))
+        t += dur + 0.4
+    return out

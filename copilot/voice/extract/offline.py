@@ -1,0 +1,373 @@
+"""The offline extractor: clause rules over the lexicons, CRM names and aliases, and ``dates.resolve_due``
+for relative due dates. It says what it could not find (``missing``) instead of guessing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from copilot.voice.extract.dates import resolve_due
+from copilot.voice.extract.embed import PrototypeTyper, typer_for
+from copilot.voice.extract.lexicon import (
+    _ACTION,
+    _COMMIT_CUE,
+    _COMPETITOR_CUES,
+    _CONCERN,
+    _FUTURE_SUBJECT_CUSTOMER,
+    _NEED,
+    _NEGATIVE,
+    _NOT_COMPANY,
+    _OBJECTION_PATTERNS,
+    _PAST,
+    _POSITIVE,
+    _REP_TURN,
+    _STAGE_CUES,
+    _STRONG_CONCERN,
+    _SURNAMES,
+    _TITLED,
+    _WEAK_TYPES,
+    _Clause,
+    _clauses,
+    _clean,
+    _ref,
+)
+from copilot.voice.extract.record import (
+    CUSTOMER,
+    REP,
+    STAGES,
+    CompetitorMention,
+    ContactMention,
+    CustomerMatch,
+    ExtractionContext,
+    Judgement,
+    KnownContact,
+    Need,
+    NextStep,
+    Objection,
+    VisitRecord,
+    _SegmentLike,
+)
+
+
+def _surname_contact(mention: str, title: str, contacts: Sequence[KnownContact]) -> KnownContact | None:
+    same = [c for c in contacts if c.name.startswith(mention[0])]
+    if len(same) > 1:
+        titled = [c for c in same if title.rstrip("总") and title.rstrip("总") in c.role] or [
+            c for c in same if title == "总" and "总" in c.role
+        ]
+        same = titled or same
+    return same[0] if same else None
+
+
+def _find_contacts(
+    clauses: Sequence[_Clause],
+    segments: Sequence[_SegmentLike],
+    ctx: ExtractionContext,
+    customer_id: str | None,
+) -> tuple[list[ContactMention], dict[str, str]]:
+    """Contacts named in the memo, and a map mention → display name (used for step owners)."""
+    pool = [c for c in ctx.contacts if customer_id is None or c.customer_id == customer_id]
+    found: dict[str, tuple[ContactMention, set[int]]] = {}
+    said_as: dict[str, str] = {}
+    for cl in clauses:
+        for c in pool:
+            if c.name in cl.text:
+                _add_contact(
+                    found, c.name, ContactMention(c.name, c.role, c.name, True, c.is_decision_maker), cl
+                )
+                said_as[c.name] = c.name
+        for m in _TITLED.finditer(cl.text):
+            surname, title = m.group(1), m.group(2)
+            if surname not in _SURNAMES:
+                continue
+            mention = surname + title
+            known = _surname_contact(mention, title, pool)
+            if known is not None:
+                _add_contact(
+                    found,
+                    known.name,
+                    ContactMention(known.name, known.role, mention, True, known.is_decision_maker),
+                    cl,
+                )
+                said_as[mention] = known.name
+            elif not pool or mention not in said_as:
+                _add_contact(found, mention, ContactMention(mention, title, mention, False, None), cl)
+                said_as[mention] = mention
+    out = []
+    for mention, segs in found.values():
+        out.append(
+            ContactMention(
+                mention.name,
+                mention.role,
+                mention.mentioned_as,
+                mention.in_crm,
+                mention.is_decision_maker,
+                _ref(segments, *segs),
+            )  # fmt: skip
+        )
+    # Unknown titled people are listed after the CRM's contacts.
+    out.sort(key=lambda c: not c.in_crm)
+    return out, said_as
+
+
+def _add_contact(found: dict, key: str, mention: ContactMention, cl: _Clause) -> None:
+    if key in found:
+        found[key][1].add(cl.segment)
+    else:
+        found[key] = (mention, {cl.segment})
+
+
+def _find_customer(
+    clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], ctx: ExtractionContext
+) -> CustomerMatch | None:
+    hits: dict[str, tuple[str, set[int]]] = {}
+    for cust in ctx.customers:
+        for cl in clauses:
+            alias = next((a for a in cust.aliases if a in cl.text), None)
+            if alias:
+                said, segs = hits.setdefault(cust.id, (alias, set()))
+                segs.add(cl.segment)
+    if ctx.customer_id:
+        chosen = next((c for c in ctx.customers if c.id == ctx.customer_id), None)
+        if chosen is not None:
+            said, segs = hits.get(chosen.id, (None, set()))
+            return CustomerMatch(chosen.id, chosen.name, said, "upload", _ref(segments, *segs))
+    if not hits:
+        return None
+    best = max(hits, key=lambda cid: len(hits[cid][1]))
+    cust = next(c for c in ctx.customers if c.id == best)
+    return CustomerMatch(cust.id, cust.name, hits[best][0], "transcript", _ref(segments, *hits[best][1]))
+
+
+def _find_competitors(
+    clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], ctx: ExtractionContext, exclude: set[str]
+) -> list[CompetitorMention]:
+    found: dict[str, tuple[str, bool, set[int]]] = {}
+    for cl in clauses:
+        for canonical, aliases in ctx.competitors.items():
+            alias = next((a for a in sorted(aliases, key=len, reverse=True) if a in cl.text), None)
+            if alias:
+                found.setdefault(canonical, (alias, True, set()))[2].add(cl.segment)
+        for m in (m for cue in _COMPETITOR_CUES for m in cue.finditer(cl.text)):
+            name = m.group("name")
+            if _NOT_COMPANY.match(name) or any(name in a or a in name for a in exclude):
+                continue
+            if any(name in a or a in name for aliases in ctx.competitors.values() for a in aliases):
+                continue
+            found.setdefault(name, (name, False, set()))[2].add(cl.segment)
+    # An unknown name seen once by its cue is also caught later by its bare mentions.
+    for name, (_, known, segs) in list(found.items()):
+        if not known:
+            segs.update(cl.segment for cl in clauses if name in cl.text)
+    return [
+        CompetitorMention(n, said, known, _ref(segments, *segs)) for n, (said, known, segs) in found.items()
+    ]
+
+
+def _objection_type(
+    text: str, competitor_names: Sequence[str], typer: PrototypeTyper | None = None
+) -> str | None:
+    """The lexicon's type; with an embedding typer, it breaks ties between topic lexicons and types the
+    concerns the lexicons cannot (else 其他)."""
+    strong = [kind for kind, pattern in _OBJECTION_PATTERNS.items() if pattern.search(text)]
+    if strong:
+        return typer.pick(text, strong) if typer is not None and len(strong) > 1 else strong[0]
+    concern = _CONCERN.search(text)
+    if concern:
+        for kind, pattern in _WEAK_TYPES.items():
+            if pattern.search(text):
+                return kind
+    if any(n in text for n in competitor_names) and re.search(
+        r"比|那边|人家|更|送|用的|报价|方案|便宜|已经在用|也在|找", text
+    ):
+        return "竞品"
+    if _STRONG_CONCERN.search(text):
+        return (typer.classify(text) if typer is not None else None) or "其他"
+    return None
+
+
+def _owner(text: str, said_as: Mapping[str, str]) -> str:
+    head = text[:8]
+    for mention, name in said_as.items():
+        pos = head.find(mention)
+        if pos != -1 and not re.search(r"(?:给|约|跟|和|找|请|陪|带)\s*$", head[:pos]):
+            return name
+    if _FUTURE_SUBJECT_CUSTOMER.match(text):
+        return CUSTOMER
+    return REP
+
+
+def _similar(a: str, b: str) -> bool:
+    a, b = re.sub(r"\W", "", a), re.sub(r"\W", "", b)
+    if not a or not b:
+        return False
+    short, long_ = sorted((a, b), key=len)
+    return short in long_ and len(short) / len(long_) >= 0.6
+
+
+def extract_offline(
+    segments: Sequence[_SegmentLike],
+    *,
+    recorded_at: date | datetime,
+    context: ExtractionContext | None = None,
+    embedder: Any = None,
+) -> VisitRecord:
+    """``embedder`` (optional, a knowledge_base Embedder) types the objections the lexicons cannot."""
+    ctx = context or ExtractionContext()
+    typer = typer_for(embedder)
+    clauses = _clauses(segments)
+    customer = _find_customer(clauses, segments, ctx)
+    contacts, said_as = _find_contacts(clauses, segments, ctx, customer.id if customer else ctx.customer_id)
+    exclude = set(customer and next((c.aliases for c in ctx.customers if c.id == customer.id), ()) or ())
+    exclude |= set(said_as)
+    competitors = _find_competitors(clauses, segments, ctx, exclude)
+    competitor_names = [
+        a for c in competitors for a in (c.mentioned_as, c.name, *ctx.competitors.get(c.name, ()))
+    ]
+
+    # Pass 1: label every clause (step / need / objection type / rep turn / nothing).
+    labels: list[tuple[str, Any]] = []
+    pending_due = None
+    commit_sentence: int | None = None  # a sentence opening with 下一步/接下来: its actions are steps
+    last_step: NextStep | None = None
+    for cl in clauses:
+        text = cl.text
+        if cl.first_in_sentence:
+            pending_due, last_step = None, None
+            commit_sentence = (
+                cl.sentence if re.match(r"^(?:下一步|接下来|后续|下步|待办|todo)", text, re.I) else None
+            )
+        body = _clean(text)
+        if not body:
+            labels.append(("none", None))
+            continue
+        due = resolve_due(body, recorded_at)
+        has_action = bool(_ACTION.search(re.sub(r"(?:之前|以前|前|之内|以内|内)$", "", body)))
+        continues = last_step is not None and bool(
+            re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把)", text)
+        )
+        future = (
+            commit_sentence == cl.sentence or bool(_COMMIT_CUE.search(body)) or due is not None or continues
+        )
+        if due is not None and len(body) <= len(due.phrase) + 2 and not has_action:
+            pending_due = due  # "下周一之前，把报价发过去": the date stands alone before the action
+            labels.append(("none", None))
+            continue
+        if has_action and future and not _PAST.search(body) and not re.search(r"(?:了|过)$", body):
+            if due is None and pending_due is not None:
+                due, pending_due = pending_due, None
+            if (
+                due is None
+                and continues
+                and last_step is not None
+                and re.match(r"^(?:并且|并|同时|顺便|一起)", text)
+            ):
+                step_due, step_phrase = (
+                    last_step.due,
+                    last_step.due_phrase,
+                )  # done alongside the previous step
+            else:
+                step_due, step_phrase = (due.iso(), due.phrase) if due else (None, None)
+            action = re.sub(r"^(?:我(?:这边|这周|们)?|我们这边)(?=.{4,})", "", body).strip(" ，,")
+            last_step = NextStep(
+                action or body, _owner(body, said_as), step_due, step_phrase, _ref(segments, cl.segment)
+            )
+            labels.append(("step", last_step))
+            continue
+        if _REP_TURN.match(body):
+            labels.append(("rep", None))
+            continue
+        kind = _objection_type(body, competitor_names, typer)
+        wants = _NEED.search(body) and len(body) >= 4
+        if wants and (kind is None or not _STRONG_CONCERN.search(body)) and kind not in ("价格", "预算"):
+            labels.append(("need", body))
+        elif kind:
+            labels.append(("objection", kind))
+        else:
+            labels.append(("none", None))
+
+    # Pass 2: an objection is the run of its sentence's clauses around the trigger that say nothing else.
+    needs: list[Need] = []
+    objections: list[Objection] = []
+    steps = [value for label, value in labels if label == "step"]
+    used: set[int] = set()
+    for k, (label, value) in enumerate(labels):
+        if label == "need" and not any(_similar(n.text, value) for n in needs):
+            needs.append(Need(value, _ref(segments, clauses[k].segment)))
+        if label != "objection" or k in used:
+            continue
+        lo = hi = k
+        same = clauses[k].sentence
+        while (
+            lo - 1 >= 0
+            and clauses[lo - 1].sentence == same
+            and labels[lo - 1][0] == "none"
+            and lo - 1 not in used
+        ):
+            lo -= 1
+        while (
+            hi + 1 < len(clauses)
+            and clauses[hi + 1].sentence == same
+            and (labels[hi + 1][0] == "none" or labels[hi + 1] == ("objection", value))
+        ):
+            hi += 1
+        used.update(range(lo, hi + 1))
+        span = "，".join(b for b in (_clean(clauses[i].text) for i in range(lo, hi + 1)) if b)
+        if not any(o.type == value and _similar(o.text, span) for o in objections):
+            objections.append(
+                Objection(value, span, _ref(segments, *(clauses[i].segment for i in range(lo, hi + 1))))
+            )
+
+    sentiment = _sentiment(clauses, segments)
+    step_clauses = {id(c) for c, (label, _) in zip(clauses, labels, strict=True) if label == "step"}
+    stage = _stage([c for c in clauses if id(c) not in step_clauses], segments, None)
+    if stage.value is None:  # only planned steps hint at the stage, else the CRM's current stage
+        stage = _stage(clauses, segments, ctx.stage)
+    missing = []
+    if customer is None:
+        missing.append("未能把录音对应到 CRM 中的客户，请手动选择客户。")
+    if not needs:
+        missing.append("未识别到明确的客户需求。")
+    if not steps:
+        missing.append("未识别到下一步行动或承诺。")
+    elif any(s.due is None for s in steps):
+        missing.append("部分下一步没有明确的截止日期，请补充。")
+    if stage.value is None:
+        missing.append("无法从录音判断商机阶段。")
+    return VisitRecord(
+        customer, tuple(contacts), tuple(needs), tuple(objections), tuple(competitors), tuple(steps),
+        sentiment, stage, "offline", tuple(missing),
+    )  # fmt: skip
+
+
+def _sentiment(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike]) -> Judgement:
+    pos = [
+        cl.segment
+        for cl in clauses
+        if _POSITIVE.search(cl.text) and not re.search(r"不(?:太)?(?:认可|满意|支持)", cl.text)
+    ]
+    neg = [cl.segment for cl in clauses if _NEGATIVE.search(cl.text)]
+    score = len(pos) - len(neg)
+    if score > 0:
+        return Judgement("积极", f"积极表述 {len(pos)} 处，消极 {len(neg)} 处", _ref(segments, *pos))
+    if score < 0:
+        return Judgement("消极", f"消极表述 {len(neg)} 处，积极 {len(pos)} 处", _ref(segments, *neg))
+    return Judgement("中性", "积极与消极表述持平或都没有", _ref(segments, *(pos + neg)))
+
+
+def _stage(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], crm_stage: str | None) -> Judgement:
+    for stage, pattern in _STAGE_CUES:
+        segs = [cl.segment for cl in clauses if pattern.search(cl.text)]
+        if stage in ("输单", "赢单"):
+            segs = [
+                cl.segment
+                for cl in clauses
+                if pattern.search(cl.text) and not re.search(r"如果|要是|担心|怕|万一", cl.text)
+            ]
+        if segs:
+            return Judgement(stage, f"录音中出现与「{stage}」相关的表述", _ref(segments, *segs))
+    if crm_stage in STAGES:
+        return Judgement(crm_stage, "录音中没有阶段线索，沿用 CRM 当前阶段")
+    return Judgement(None, "录音中没有阶段线索")

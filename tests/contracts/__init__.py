@@ -1,0 +1,1 @@
+"""Contract suites: one class of behaviour tests per port, subclassed once per adapter."""

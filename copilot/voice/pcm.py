@@ -72,6 +72,8 @@ def resample_int16(samples: np.ndarray, rate: int) -> np.ndarray:
 
     if len(samples) == 0:
         return np.zeros(0, np.float32)
+    if rate == SAMPLE_RATE:
+        return samples.astype(np.float32) / 32768.0
     frame = av.AudioFrame.from_ndarray(
         np.ascontiguousarray(samples.reshape(1, -1)), format="s16", layout="mono"
     )

@@ -1,35 +1,34 @@
-"""WeChat/WeCom SILK v3 voice messages, decoded frame by frame with silk-python.
+"""WeChat/WeCom SILK v3 voice messages, decoded packet by packet with the SILK SDK of silk-python.
 
 The file is ``#!SILK_V3`` (WeChat adds a leading ``0x02``) then 20 ms packets, each a 2-byte
-little-endian length and its payload; ``0xFFFF`` (or the end of the file) ends it. silk-python decodes a
-whole stream and stops at the first packet the SILK decoder rejects, so a broken packet in the middle
-would cut the rest: we restart after it and put 20 ms of silence in its place. Damaged length fields
-are skipped up to the next run of plausible packets, standing for as many packets as their bytes held.
+little-endian length and its payload; ``0xFFFF`` (or the end of the file) ends it. A packet the decoder
+rejects becomes 20 ms of silence and decoding goes on with the next. Damaged length fields are skipped
+up to the next run of plausible packets, standing for as many packets as their bytes held.
 
-silk-python's output buffer holds 20 ms at the *requested* rate, while the SILK decoder first writes a
-frame at its internal rate (up to 24 kHz). Asking for 16 kHz lets a damaged packet that claims 24 kHz
-overrun the buffer (a heap corruption that kills the process later); we always ask for 24 kHz, the
-largest internal rate, and resample.
+We call the SDK's ``SKP_Silk_SDK_Decode`` (exported by silk-python's extension) through ctypes rather
+than ``pysilk.decode``, for two reasons: ``pysilk.decode`` stops at the first rejected packet (the rest
+of the message was lost), and its output buffer holds 20 ms at the *requested* rate while the decoder
+first writes a frame at its internal rate (up to 24 kHz), so a damaged packet claiming 24 kHz overruns
+it at 16 kHz: a heap corruption that aborts the process later (seen with one random 47-byte payload).
+Our buffer holds 120 ms at 48 kHz.
 """
 
 from __future__ import annotations
 
-import io
+import ctypes
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 MAGIC = b"#!SILK_V3"
-DECODE_RATE = 24_000  # never below SILK's highest internal rate: see the module docstring
+DECODE_RATE = 16_000
 FRAME_SAMPLES = DECODE_RATE // 50  # 20 ms
-_MAX_PAYLOAD = DECODE_RATE // 1000 * 40  # silk-python rejects longer packets
+_MAX_PAYLOAD = 1000  # bytes: 20 ms at SILK's 40 kbit/s top rate is 100
 _END = 0xFFFF
 _RESYNC_CHAIN = 4
 _TYPICAL_PACKET = 2 + 40  # 20 ms at WeChat's ~16 kbit/s, until real packets tell us
 _LIMIT_FACTOR, _MIN_LIMIT = 4, 250  # bytes: a packet is at most this many times the mean one
-# After a rejected packet, decode at most this many packets per call, so a file with many broken
-# packets costs little more than one without (each restart re-reads only this far).
-_RESTART_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +39,7 @@ class SilkStream:
 
 @dataclass(frozen=True, slots=True)
 class SilkPcm:
-    samples: np.ndarray  # int16 at DECODE_RATE, silence where packets were damaged
+    samples: np.ndarray  # int16 at DECODE_RATE, silence where packets were damaged or rejected
     damaged: int  # packets replaced by silence
 
 
@@ -98,51 +97,85 @@ def parse_silk(data: bytes) -> SilkStream:
     return SilkStream(packets=tuple(packets), cut_last_packet=pos < len(data))
 
 
-def _decode_run(packets: list[bytes]) -> tuple[np.ndarray, bool]:
-    """silk-python on consecutive packets: (PCM of the packets before the first rejected one, rejected?)."""
-    import pysilk
+class _Decoder:
+    """One SILK decoder state, fed one packet at a time."""
 
-    stream = MAGIC + b"".join(len(p).to_bytes(2, "little") + p for p in packets)
-    out = io.BytesIO()
-    try:
-        pysilk.decode(io.BytesIO(stream), out, DECODE_RATE)
-        rejected = False
-    except pysilk.SilkError:
-        rejected = True
-    raw = out.getvalue()
-    return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2"), rejected
+    _MAX_FRAMES = 5  # frames per packet (SILK allows up to 5 x 20 ms)
+    _BUFFER = 5760  # samples: 120 ms at 48 kHz, beyond anything the decoder writes
+
+    def __init__(self, rate: int) -> None:
+        lib = _sdk()
+        size = ctypes.c_int32(0)
+        if lib.SKP_Silk_SDK_Get_Decoder_Size(ctypes.byref(size)) != 0:
+            raise RuntimeError("SILK decoder size")
+        self._lib = lib
+        self._state = ctypes.create_string_buffer(size.value)
+        lib.SKP_Silk_SDK_InitDecoder(self._state)
+        self._control = _DecControl(rate, 0, 1, 0, 0)
+        self._out = (ctypes.c_int16 * self._BUFFER)()
+        self._written = ctypes.c_int16(0)
+
+    def decode(self, payload: bytes) -> np.ndarray | None:
+        """The packet's PCM (int16 at the requested rate), or None when the decoder rejects it."""
+        data = (ctypes.c_uint8 * len(payload)).from_buffer_copy(payload)
+        frames: list[np.ndarray] = []
+        for _ in range(self._MAX_FRAMES):
+            code = self._lib.SKP_Silk_SDK_Decode(
+                self._state,
+                ctypes.byref(self._control),
+                0,
+                data,
+                len(payload),
+                self._out,
+                ctypes.byref(self._written),
+            )
+            if code != 0 or not 0 < self._written.value <= self._BUFFER:
+                return None
+            frames.append(np.ctypeslib.as_array(self._out)[: self._written.value].copy())
+            if not self._control.moreInternalDecoderFrames:
+                break
+        return np.concatenate(frames)
+
+
+class _DecControl(ctypes.Structure):
+    _fields_ = [  # SKP_SILK_SDK_DecControlStruct (SKP_Silk_control.h)
+        ("API_sampleRate", ctypes.c_int32),
+        ("frameSize", ctypes.c_int),
+        ("framesPerPacket", ctypes.c_int),
+        ("moreInternalDecoderFrames", ctypes.c_int),
+        ("inBandFECOffset", ctypes.c_int),
+    ]
+
+
+@functools.cache
+def _sdk() -> ctypes.CDLL:
+    """silk-python's extension, whose SILK SDK symbols are exported."""
+    from pysilk.backends.cython import _silk
+
+    lib = ctypes.CDLL(_silk.__file__)
+    lib.SKP_Silk_SDK_Get_Decoder_Size.argtypes = [ctypes.POINTER(ctypes.c_int32)]
+    lib.SKP_Silk_SDK_InitDecoder.argtypes = [ctypes.c_void_p]
+    lib.SKP_Silk_SDK_Decode.argtypes = [
+        ctypes.c_void_p, ctypes.POINTER(_DecControl), ctypes.c_int, ctypes.POINTER(ctypes.c_uint8),
+        ctypes.c_int, ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(ctypes.c_int16),
+    ]  # fmt: skip
+    return lib
 
 
 def decode_silk_packets(packets: tuple[bytes | None, ...], *, max_damaged: int) -> SilkPcm:
-    """PCM with 20 ms of silence for each damaged or rejected packet; stops counting (and decoding) once
-    more than ``max_damaged`` packets are bad, since the caller then rejects the file anyway."""
+    """PCM with 20 ms of silence for each damaged or rejected packet; stops (the caller rejects the
+    file) once more than ``max_damaged`` packets are bad."""
+    decoder = _Decoder(DECODE_RATE)
     silence = np.zeros(FRAME_SAMPLES, np.int16)
     chunks: list[np.ndarray] = []
     damaged = 0
-    restarted = False
-    i = 0
-    while i < len(packets) and damaged <= max_damaged:
-        if packets[i] is None:
-            chunks.append(silence)
+    for packet in packets:
+        pcm = decoder.decode(packet) if packet else None
+        if pcm is None:
             damaged += 1
-            i += 1
-            continue
-        end = i
-        while end < len(packets) and packets[end] is not None:
-            end += 1
-        if restarted:
-            end = min(end, i + _RESTART_CHUNK)
-        run = [p for p in packets[i:end] if p is not None]
-        pcm, rejected = _decode_run(run)
-        done = min(len(pcm) // FRAME_SAMPLES, len(run))
-        chunks.append(pcm[: done * FRAME_SAMPLES])
-        if rejected:  # the packet after the last decoded one
-            chunks.append(silence)
-            damaged += 1
-            i += done + 1
-            restarted = True
-        else:  # one 20 ms frame per packet; pad if the decoder ever gives less, to keep timestamps
-            chunks.append(np.zeros((len(run) - done) * FRAME_SAMPLES, np.int16))
-            i = end
+            if damaged > max_damaged:
+                break
+            pcm = silence
+        chunks.append(pcm)
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     return SilkPcm(samples=samples, damaged=damaged)

@@ -275,6 +275,14 @@ class Container:
         return RuleStore(self.settings.home / "rules.yaml")
 
     @component
+    def rules_admin(self):
+        from copilot.features.rules_admin import RulesAdmin
+
+        sg = self.suggester
+        return RulesAdmin(store=self.rules, home=self.settings.home, kb=lambda: self.kb, crm=self.crm,
+                          facts=lambda snap, day: sg.facts(snap, day, sg.kb()))  # fmt: skip
+
+    @component
     def memo_repo(self):
         from copilot.features.memos.repo import MemoRepo
 

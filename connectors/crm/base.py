@@ -38,6 +38,9 @@ class Opportunity:
     expected_close: str | None = None
     competitors: tuple[str, ...] = ()
     stage_history: tuple[StageEntry, ...] = ()
+    custom: dict[str, Any] = field(
+        default_factory=dict
+    )  # unknown import keys (quote_sent_date, se_assigned…)
 
 
 @dataclass(frozen=True, slots=True)

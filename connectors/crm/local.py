@@ -112,6 +112,7 @@ class LocalCRM:
                     stage_history=tuple(
                         StageEntry(h["stage"], h["entered"]) for h in o["stage_history"] or ()
                     ),
+                    custom=dict(o["custom"] or {}),
                 )
                 for o in opps
             ),

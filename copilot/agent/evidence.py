@@ -130,6 +130,7 @@ def crm_items(facts: Facts) -> list[Item]:
         )
         comp = f"竞品：{'、'.join(opp.competitors)}" if opp.competitors else ""
         history = " → ".join(f"{h.stage} {h.entered}" for h in opp.stage_history)
+        extra = opp_custom_text(opp.custom, facts.as_of)
         text = "；".join(
             x
             for x in (
@@ -137,12 +138,18 @@ def crm_items(facts: Facts) -> list[Item]:
                 f"金额 {_money(opp.amount)} {opp.currency}",
                 f"预计成交 {opp.expected_close}" if opp.expected_close else "",
                 comp,
+                extra,
                 f"阶段历史：{history}" if history else "",
             )
             if x
         )
         detail = f"{opp.stage}，已{d}天" if d is not None else opp.stage
         out.append(item("opportunities", opp.id, detail, text, {"stage": stage, "competitors": comp}))
+
+    for key, value in c.custom.items():
+        text = custom_text(key, value, facts.as_of)
+        if text:
+            out.append(item(key, key, custom_label(key), f"{custom_label(key)}：{_clean(text)}"))
 
     open_first = sorted(c.tasks, key=lambda x: (x.status == "done", x.due or ""))[:MAX_TASKS]
     overdue = dict((task.id, n) for task, n in facts.overdue_tasks())
@@ -154,6 +161,60 @@ def crm_items(facts: Facts) -> list[Item]:
         detail = f"逾期{overdue[task.id]}天" if task.id in overdue else f"截止 {task.due or '—'}"
         out.append(item("tasks", task.id, detail, f"{head}：{body}", {"status": body}))
     return out
+
+
+# -- custom CRM fields ---------------------------------------------------------------------------
+
+CUSTOM_LABELS = {
+    "receivables": "应收账款", "invoices": "应收账款", "contract_end": "合同到期日", "contract_end_date": "合同到期日",
+    "renewal_date": "续约日期", "se_assigned": "售前", "presales": "售前", "solution_consultant": "解决方案顾问",
+    "quote_sent_date": "报价发出日期", "credit_rating": "信用评级", "lost_reason": "输单原因",
+}  # fmt: skip
+_PRESALES = ("se_assigned", "presales", "presales_engineer", "solution_consultant", "solution_engineer")
+_ROW_LABELS = {"invoice": "发票", "amount": "金额", "due": "到期", "paid": "已回款", "paid_date": "回款日期"}
+
+
+def custom_label(key: str) -> str:
+    return CUSTOM_LABELS.get(key, key)
+
+
+def _row_text(row: dict[str, Any], as_of: date) -> str:
+    parts = []
+    for k, v in row.items():
+        if k == "paid":
+            continue
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            v = _money(v)
+        parts.append(f"{_ROW_LABELS.get(k, k)} {v}")
+    if "paid" in row:
+        paid = row.get("paid") in (True, "true", "是", "yes")
+        due = parse_day(str(row.get("due") or ""))
+        late = f"，截至 {as_of} 已逾期 {(as_of - due).days} 天" if not paid and due and due < as_of else ""
+        parts.append(("已回款" if paid else "未回款") + late)
+    return "，".join(parts)
+
+
+def custom_text(key: str, value: Any, as_of: date) -> str:
+    """A custom CRM field as one line of text (lists of records one per ``；``); '' when empty."""
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if isinstance(value, list):
+        return "；".join(_row_text(v, as_of) if isinstance(v, dict) else str(v) for v in value)
+    if isinstance(value, dict):
+        return _row_text(value, as_of)
+    return str(value)
+
+
+def opp_custom_text(custom: dict[str, Any], as_of: date) -> str:
+    parts = []
+    for key, value in custom.items():
+        if isinstance(value, list | dict):
+            continue
+        if key in _PRESALES:
+            parts.append(f"{custom_label(key)}：{value or '未指派'}")
+        elif value not in (None, ""):
+            parts.append(f"{custom_label(key)}：{value}")
+    return "；".join(parts)
 
 
 # -- memos ----------------------------------------------------------------------------------------
@@ -257,9 +318,12 @@ def _contains_any(hit: Hit, words: Sequence[str]) -> bool:
     return not words or any(w and w in hay for w in words)
 
 
+_HEADER_LINES = re.compile(r"^(?:(?:版本日期|生效日期|发布部门|发布|密级|审批)[^\n]*\n+)+")
+
+
 def _substantive(hit: Hit) -> bool:
     """Not a header stub (``版本日期：… 密级：…``): something a rep can use."""
-    text = hit.chunk.text.strip()
+    text = _HEADER_LINES.sub("", hit.chunk.text.strip()).strip()
     return len(text) >= 30 and not text.startswith("版本日期")
 
 

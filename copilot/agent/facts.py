@@ -98,11 +98,24 @@ class Mention:
 
 
 @dataclass(frozen=True, slots=True)
+class Commitment:
+    """A commitment or next step said in a memo or written in a visit note (``kind`` memo | visit)."""
+
+    kind: str
+    ref: str  # memo id | visit date
+    index: int | None  # memo segment | visit index
+    action: str
+    due: date | None
+    recorded: date | None
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     as_of: date
     customer: CustomerSnapshot  # as of ``as_of``
     memos: tuple[MemoView, ...]  # recorded on or before ``as_of``, newest first
     competitors_known: tuple[str, ...] = ()
+    commitments: tuple[Commitment, ...] = ()  # recorded on or before ``as_of``
 
     @property
     def latest_visit(self) -> Visit | None:
@@ -152,7 +165,12 @@ class Facts:
 
 
 def customer_facts(
-    snapshot: CustomerSnapshot, memos: Iterable[MemoView], as_of: date, *, competitors: Sequence[str] = ()
+    snapshot: CustomerSnapshot,
+    memos: Iterable[MemoView],
+    as_of: date,
+    *,
+    competitors: Sequence[str] = (),
+    commitments: Iterable[Commitment] = (),
 ) -> Facts:
     view = snapshot_as_of(snapshot, as_of)
     kept = sorted(
@@ -162,13 +180,62 @@ def customer_facts(
     )
     known = list(dict.fromkeys([*(c for o in view.opportunities for c in o.competitors), *competitors]))
     return Facts(
-        as_of=as_of, customer=view, memos=tuple(kept), competitors_known=tuple(c for c in known if c)
-    )
+        as_of=as_of, customer=view, memos=tuple(kept), competitors_known=tuple(c for c in known if c),
+        commitments=tuple(c for c in commitments if c.recorded is None or c.recorded <= as_of),
+    )  # fmt: skip
+
+
+# -- commitments ----------------------------------------------------------------------------------
+
+COMMITMENT_LOOKBACK_DAYS = 45
+
+
+def _bigrams(text: str) -> set[str]:
+    text = re.sub(r"[\W_]+", "", text)
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+def similar_titles(a: str, b: str) -> float:
+    """Share of the shorter text's character bigrams found in the other (0–1)."""
+    ga, gb = _bigrams(a), _bigrams(b)
+    if not ga or not gb:
+        return 0.0
+    return len(ga & gb) / min(len(ga), len(gb))
+
+
+def _done_in_crm(c: Commitment, facts: Facts) -> bool:
+    """A CRM record shows it was done: a quote commitment and a quote sent on or after it was made."""
+    if "报价" not in c.action or c.recorded is None:
+        return False
+    for opp in facts.customer.opportunities:
+        sent = parse_day(str(opp.custom.get("quote_sent_date") or "")) or None
+        if sent is not None and c.recorded <= sent <= facts.as_of:
+            return True
+    return False
+
+
+def open_commitments(facts: Facts, lookback_days: int = COMMITMENT_LOOKBACK_DAYS) -> list[Commitment]:
+    """Commitments made within ``lookback_days`` that no CRM task covers (open or done: the task is the
+    follow-up) and no CRM record shows done. De-duplicated by action."""
+    since = facts.as_of - timedelta(days=lookback_days)
+    out: list[Commitment] = []
+    for c in facts.commitments:
+        if c.recorded is not None and c.recorded < since:
+            continue
+        covered = any(
+            similar_titles(c.action, t.title) >= 0.5
+            or (c.due is not None and parse_day(t.due) == c.due and similar_titles(c.action, t.title) >= 0.3)
+            for t in facts.customer.tasks
+        )
+        if covered or _done_in_crm(c, facts) or any(similar_titles(c.action, o.action) >= 0.8 for o in out):
+            continue
+        out.append(c)
+    return out
 
 
 # -- detection in memos and notes -----------------------------------------------------------------
 
-_NAME_TAIL = re.compile(r"(科技|物联|智能|信息|软件|网络|技术|集团|股份|有限公司|公司)+$")
+_NAME_TAIL = re.compile(r"(科技|物联|智能|信息|软件|网络|技术|医疗|财务|器械|电子|集团|股份|有限公司|公司)+$")
 
 
 def competitor_aliases(name: str) -> tuple[str, ...]:

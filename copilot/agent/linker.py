@@ -271,3 +271,45 @@ class EntityLinker:
 def names_of(entity: Entity) -> Sequence[str]:
     """Every way the entity is written (to keep it out of replies that must not name it)."""
     return [entity.name, *short_forms(entity.name), *entity.aliases]
+
+
+# -- names in transcripts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    heard: str  # what the recogniser wrote (得我森)
+    name: str  # the deployment's own word it sounds like (德沃森)
+
+
+def correct_names(text: str, vocabulary: Iterable[str]) -> tuple[str, list[Correction]]:
+    """Replace words that sound exactly like a name of the deployment's vocabulary (customers, contacts,
+    competitors, products) but are written otherwise: 华兴 → 华星, 得我森 → 德沃森. Longer names first;
+    a replaced span is never touched again. Returns the new text and what was corrected."""
+    words = sorted({w.strip() for w in vocabulary if w and len(w.strip()) >= _MIN_ALIAS and all(_is_han(c) for c in w.strip())},
+                   key=len, reverse=True)  # fmt: skip
+    if not words or not text:
+        return text, []
+    chars = list(text)
+    spell = [(_pinyin(c)[0] if _is_han(c) else c) for c in chars]
+    taken = [False] * len(chars)
+    found: list[Correction] = []
+    for word in words:
+        target = _pinyin(word)
+        if len(target) != len(word):
+            continue
+        n = len(word)
+        i = 0
+        while i + n <= len(chars):
+            window = "".join(chars[i : i + n])
+            if (not any(taken[i : i + n]) and window != word and all(_is_han(c) for c in window)
+                    and tuple(spell[i : i + n]) == target):  # fmt: skip
+                found.append(Correction(window, word))
+                chars[i : i + n] = list(word)
+                taken[i : i + n] = [True] * n
+                i += n
+                continue
+            if window == word:
+                taken[i : i + n] = [True] * n  # already right: keep it from other names' matches
+            i += 1
+    return "".join(chars), found

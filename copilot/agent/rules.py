@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from copilot.agent.conditions import check_condition
 from copilot.agent.ruleset import Rule, RulesError, RuleSet
 from copilot.agent.triggers import KINDS
 from copilot.domain import ACTION_TYPES
@@ -39,7 +40,8 @@ def parse_rules(data: Any) -> RuleSet:
         if not isinstance(raw, dict):
             raise RulesError(f"第 {i} 条规则必须是对象")
         rid = str(raw.get("id") or "").strip()
-        kind = str(raw.get("kind") or "").strip()
+        expression = str(raw.get("expression") or "").strip()
+        kind = str(raw.get("kind") or ("condition" if expression else "")).strip()
         action = str(raw.get("action_type") or "").strip()
         if not rid or rid in seen:
             raise RulesError(f"第 {i} 条规则缺少 id 或 id 重复")
@@ -50,6 +52,16 @@ def parse_rules(data: Any) -> RuleSet:
         params = raw.get("params") or {}
         if not isinstance(params, dict):
             raise RulesError(f"规则 {rid} 的 params 必须是对象")
+        if kind == "condition" and not expression:
+            raise RulesError(f"规则 {rid} 是条件规则（kind: condition），须填写 expression（条件表达式）")
+        if expression:
+            problem = check_condition(expression)
+            if problem:
+                raise RulesError(f"规则 {rid} 的条件有误：{problem}")
+        citation = raw.get("citation") or {}
+        meta = raw.get("meta") or {}
+        if not isinstance(citation, dict) or not isinstance(meta, dict):
+            raise RulesError(f"规则 {rid} 的 citation / meta 必须是对象")
         seen.add(rid)
         rules.append(
             Rule(
@@ -61,6 +73,9 @@ def parse_rules(data: Any) -> RuleSet:
                 reason_query=str(raw.get("reason_query") or ""),
                 reason_keywords=_strs(raw.get("reason_keywords"), f"规则 {rid} 的 reason_keywords"),
                 params=dict(params),
+                expression=expression,
+                citation={str(k): str(v) for k, v in citation.items()},
+                meta=dict(meta),
             )
         )
     objections = data.get("objection_keywords") or {}

@@ -21,6 +21,11 @@ class Rule:
     reason_query: str = ""
     reason_keywords: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    expression: str = ""  # kind "condition": the manager's condition (copilot.agent.expression)
+    citation: dict[str, str] = field(
+        default_factory=dict
+    )  # {"source": KB path, "quote": the rule's sentence}
+    meta: dict[str, Any] = field(default_factory=dict)  # audit: origin, draft id, approved_by, approved_at
 
     def param(self, name: str, default: Any = None) -> Any:
         return self.params.get(name, default)
@@ -50,6 +55,9 @@ class RuleSet:
                     "reason_query": r.reason_query,
                     "reason_keywords": list(r.reason_keywords),
                     "params": r.params,
+                    **({"expression": r.expression} if r.expression else {}),
+                    **({"citation": r.citation} if r.citation else {}),
+                    **({"meta": r.meta} if r.meta else {}),
                 }
                 for r in self.rules
             ],

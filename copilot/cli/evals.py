@@ -165,3 +165,49 @@ def chat(
         return any(n and len(n) >= 2 and n in text for n in names_of(Entity(snap.id, snap.name)))
 
     _print(run_chat(rows, reply=reply, writes=writes, verify=check, leaked=leaked), as_json)
+
+
+@app.command("names")
+def names(
+    memos: Annotated[
+        Path,
+        typer.Option(
+            "--memos", exists=True, dir_okay=False, help="录音 JSONL（audio、source/script、customer）"
+        ),
+    ],
+    scripts: Annotated[
+        Path | None, typer.Option("--scripts", help="source 指向的文字稿 JSONL（id、script）")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """转写中的名称准确率：客户、联系人、竞品、产品名称在拼音纠正前后写对的比例。"""
+    from copilot.features.memos.hotwords import correct_transcript_names, memo_hotwords
+    from copilot.voice.extract import ExtractionContext
+    from evals.names import score_names
+
+    c = services()
+    rows = _read_jsonl(memos)
+    texts = {r["id"]: r.get("script", "") for r in _read_jsonl(scripts)} if scripts else {}
+    snapshots = [s for s in (c.crm.get_customer(x.id) for x in c.crm.list_customers()) if s is not None]
+    scored = []
+    for row in rows:
+        context = ExtractionContext.from_snapshots(snapshots, customer_id=row.get("customer"))
+        vocabulary = memo_hotwords(context, c.kb_if_cheap(), limit=1000)
+        heard = c.transcriber.transcribe(memos.parent / row["audio"], hotwords=vocabulary[:30])
+        fixed, _ = correct_transcript_names(heard, vocabulary)
+        reference = row.get("script") or texts.get(row.get("source", ""), "")
+        scored.append(
+            {"reference": reference, "before": heard.text, "after": fixed.text, "vocabulary": vocabulary}
+        )
+    _print(score_names(scored), as_json)
+
+
+@app.command("rules")
+def rules(
+    gold: Annotated[Path, typer.Option("--gold", exists=True, dir_okay=False, help="规则金标 JSONL")],
+    as_json: JsonOpt = False,
+) -> None:
+    """规则起草评测：从知识库规则/制度文档起草的规则，对照文档中写明的规则（阈值与动作）。"""
+    from evals.rule_drafts import run_rule_drafts
+
+    _print(run_rule_drafts(_read_jsonl(gold), services().rules_admin.draft()), as_json)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from copilot.cli import channels, evals, kb, models, worker
+from copilot.cli import channels, evals, kb, models, rules, worker
 from copilot.cli import suggest as suggest_cli
 from copilot.cli.common import emit_json, fail, services
 from copilot.cli.memo import memo as memo_command
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(kb.app, name="kb", help="知识库：导入与检索")
 app.add_typer(models.app, name="models", help="本地模型：检查与准备")
 app.add_typer(evals.app, name="eval", help="评测：检索、语音识别、下一步建议")
+app.add_typer(rules.app, name="rules", help="跟进规则：从制度文档起草、批准、列出、预览")
 app.add_typer(channels.app, name="channels", help="聊天渠道：钉钉 Stream 模式（无需公网 IP）")
 app.command("suggest")(suggest_cli.suggest)
 app.command("memo")(memo_command)

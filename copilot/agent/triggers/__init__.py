@@ -25,7 +25,9 @@ from copilot.agent.evidence import (
 from copilot.agent.facts import Facts
 from copilot.agent.ruleset import RuleSet, Trigger
 from copilot.agent.triggers import (
+    commitment,
     competitor,
+    condition,
     discount_request,
     objection,
     overdue_task,
@@ -46,6 +48,8 @@ KINDS: dict[str, ModuleType] = {
     "objection": objection,
     "competitor": competitor,
     "discount_request": discount_request,
+    "commitment": commitment,
+    "condition": condition,
 }
 
 

@@ -67,3 +67,26 @@ def memo_hotwords(
     words = [*own, *context.competitors, *kb_competitors, *products, *others, *terms]
     out = list(dict.fromkeys(w.strip() for w in words if w and w.strip()))
     return out[:limit]
+
+
+def correct_transcript_names(transcript: Any, vocabulary: list[str]) -> tuple[Any, list[Any]]:
+    """The transcript with names heard wrong written as the deployment spells them (华兴 → 华星,
+    得我森 → 德沃森), segment by segment so timestamps stay right; and the corrections made."""
+    from dataclasses import replace
+
+    from copilot.agent.linker import correct_names
+
+    corrections: list[Any] = []
+    segments = []
+    for segment in transcript.segments:
+        text, found = correct_names(segment.text, vocabulary)
+        corrections += found
+        segments.append(replace(segment, text=text) if found else segment)
+    if not corrections:
+        return transcript, []
+    text = (
+        "".join(s.text for s in segments)
+        if not transcript.text
+        else correct_names(transcript.text, vocabulary)[0]
+    )
+    return replace(transcript, segments=tuple(segments), text=text), corrections

@@ -33,7 +33,7 @@ from copilot.features.memos.draft import (
     draft_visit_log,
     parse_when,
 )
-from copilot.features.memos.hotwords import memo_hotwords, optional
+from copilot.features.memos.hotwords import correct_transcript_names, memo_hotwords, optional
 from copilot.features.memos.repo import MemoRepo
 from copilot.features.writeback import outbox
 from copilot.features.writeback.apply import apply_change
@@ -125,7 +125,7 @@ class MemoPipeline:
             return {"transcript": None, "record": None}
         self._set(memo_id, status="processing")
         try:
-            transcript, record = self._run(row)
+            transcript, record, corrections = self._run(row)
         except AudioError as exc:
             return self._fail(memo_id, exc.code, exc.message)
         except ModelUnavailable as exc:
@@ -134,6 +134,8 @@ class MemoPipeline:
             logger.exception("memo %s failed: %s", memo_id, type(exc).__name__)
             return self._fail(memo_id, "internal_error", _INTERNAL)
         visit = record.to_json()
+        if corrections:  # names heard wrong, set right against the CRM and KB (the original kept for audit)
+            visit["name_corrections"] = [{"heard": c.heard, "name": c.name} for c in corrections]
         visit["transcription"] = {"language": transcript.language, "duration_s": round(transcript.duration_s, 2),
                                   "rtf": round(transcript.rtf, 4), "decoding": transcript.decoding}  # fmt: skip
         self._set(
@@ -164,18 +166,20 @@ class MemoPipeline:
         hotwords = self.hotwords(context, row.user_id)
         transcript = self._transcriber().transcribe(audio.samples, hotwords=hotwords)
         transcript = require_speech(replace(transcript, decoding=audio.report()))  # no words, no record
+        vocabulary = self.hotwords(context, row.user_id, limit=1000)  # every name, not only Whisper's prompt
+        transcript, corrections = correct_transcript_names(transcript, vocabulary)
         record = extract_visit(
             transcript.segments, recorded_at=parse_when(row.recorded_at), context=context, llm=self.llm,
             embedder=optional(self._embedder, "embedder"),
         )  # fmt: skip
-        return transcript, record
+        return transcript, record, corrections
 
-    def hotwords(self, context: ExtractionContext, user_id: str | None) -> list[str]:
+    def hotwords(self, context: ExtractionContext, user_id: str | None, *, limit: int = 30) -> list[str]:
         """CRM names plus the KB dictionary the rep may see (when the KB is at hand)."""
         kb = optional(self._kb, "knowledge base")
         user = self.users.get(user_id) if kb is not None and user_id else None
         teams = self.users.visible_teams(user) if user is not None else set()
-        return memo_hotwords(context, kb, visible_teams=teams)
+        return memo_hotwords(context, kb, visible_teams=teams, limit=limit)
 
     def _fail(self, memo_id: str, code: str, message: str) -> dict[str, Any]:
         self._set(memo_id, status="failed", error={"code": code, "message": message})

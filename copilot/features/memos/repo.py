@@ -18,6 +18,7 @@ from sqlalchemy import Engine, insert, select, update
 from copilot.agent.facts import MemoView, Segment, parse_day
 from copilot.storage import tables as t
 from copilot.voice.decode import detect_format
+from copilot.voice.extract import script_segments
 
 PENDING = ("queued", "processing")
 
@@ -95,6 +96,8 @@ class MemoRepo:
                 for s in (r.segments or [])
                 if isinstance(s, dict) and str(s.get("text", "")).strip()
             )
+            if not segments and (r.transcript or "").strip():  # imported transcript: one segment a sentence
+                segments = tuple(Segment(s.start, s.end, s.text) for s in script_segments(r.transcript))
             record = r.visit_record if isinstance(r.visit_record, dict) else None
             out.append(MemoView(r.id, parse_day(r.recorded_at), r.transcript or "", segments, record))
         return out

@@ -27,6 +27,7 @@ from copilot.agent.triggers import evaluate, gather
 from copilot.domain import User
 from copilot.errors import AppError
 from copilot.features.memos.repo import MemoRepo
+from copilot.features.suggestions.commitments import CommitmentFinder
 from copilot.features.suggestions.store import SuggestionStore, edit_values, row_to_suggestion
 from copilot.features.writeback.apply import apply_change
 from copilot.identity.access import customer_for, customers_for
@@ -78,16 +79,15 @@ class Suggester:
         self.memos = memos or MemoRepo(engine)  # where the agent reads the customer's finished memos
         self.store = SuggestionStore(engine)
         self._passage_cache: dict[Any, Any] = {}
+        self.commitments = CommitmentFinder()
 
     def kb(self) -> KnowledgeBase | None:
         return self._kb() if self._kb is not None else None
 
     def facts(self, snapshot: CustomerSnapshot, as_of: date, kb: KnowledgeBase | None = None) -> Facts:
+        memos, commitments = self.commitments.enrich(snapshot, self.memos.done_memos(snapshot.id))
         return customer_facts(
-            snapshot,
-            self.memos.done_memos(snapshot.id),
-            as_of,
-            competitors=competitor_names(kb),
+            snapshot, memos, as_of, competitors=competitor_names(kb), commitments=commitments
         )
 
     def plan(

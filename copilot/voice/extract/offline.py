@@ -12,11 +12,15 @@ from copilot.voice.extract.dates import resolve_due
 from copilot.voice.extract.embed import PrototypeTyper, typer_for
 from copilot.voice.extract.lexicon import (
     _ACTION,
+    _BRAND_CUES,
+    _BRAND_TAIL,
     _COMMIT_CUE,
     _COMPETITOR_CUES,
     _CONCERN,
+    _CONCERN_QUESTION,
     _FUTURE_SUBJECT_CUSTOMER,
     _NEED,
+    _NEED_LEAD,
     _NEGATIVE,
     _NOT_COMPANY,
     _OBJECTION_PATTERNS,
@@ -157,6 +161,15 @@ def _find_competitors(
             if any(name in a or a in name for aliases in ctx.competitors.values() for a in aliases):
                 continue
             found.setdefault(name, (name, False, set()))[2].add(cl.segment)
+        for m in (m for cue in _BRAND_CUES for m in cue.finditer(cl.text)):
+            name = m.group("name")
+            if not _BRAND_TAIL.search(name) or _NOT_COMPANY.match(name) or name in found:
+                continue
+            if any(name in a or a in name for a in exclude):
+                continue
+            if any(name in a or a in name for aliases in ctx.competitors.values() for a in aliases):
+                continue
+            found.setdefault(name, (name, False, set()))[2].add(cl.segment)
     # An unknown name seen once by its cue is also caught later by its bare mentions.
     for name, (_, known, segs) in list(found.items()):
         if not known:
@@ -185,6 +198,14 @@ def _objection_type(
         return "竞品"
     if _STRONG_CONCERN.search(text):
         return (typer.classify(text) if typer is not None else None) or "其他"
+    return None
+
+
+def _question_type(text: str) -> str | None:
+    """The topic of a worried question ("数据是不是存在国内" → 技术), from the weak-type lexicons."""
+    for kind, pattern in _WEAK_TYPES.items():
+        if pattern.search(text):
+            return kind
     return None
 
 
@@ -281,8 +302,11 @@ def extract_offline(
             continue
         kind = _objection_type(body, competitor_names, typer)
         wants = _NEED.search(body) and len(body) >= 4
+        if wants and kind is None and _CONCERN_QUESTION.search(body):
+            kind = _question_type(body)
+            wants = kind is None
         if wants and (kind is None or not _STRONG_CONCERN.search(body)) and kind not in ("价格", "预算"):
-            labels.append(("need", body))
+            labels.append(("need", _NEED_LEAD.sub("", body) or body))
         elif kind:
             labels.append(("objection", kind))
         else:
@@ -294,14 +318,32 @@ def extract_offline(
     steps = [value for label, value in labels if label == "step"]
     used: set[int] = set()
     for k, (label, value) in enumerate(labels):
-        if label == "need" and not any(_similar(n.text, value) for n in needs):
-            needs.append(Need(value, _ref(segments, clauses[k].segment)))
+        if label == "need" and k not in used and not any(_similar(n.text, value) for n in needs):
+            end = k  # the need goes on through the sentence's next clauses that say nothing else
+            while (
+                end + 1 < len(clauses)
+                and clauses[end + 1].sentence == clauses[k].sentence
+                and labels[end + 1][0] in ("none", "need")
+                and _clean(clauses[end + 1].text)
+            ):
+                end += 1
+            more = [
+                labels[i][1] if labels[i][0] == "need" else _clean(clauses[i].text)
+                for i in range(k + 1, end + 1)
+            ]
+            text = "，".join([value, *more])
+            needs.append(Need(text, _ref(segments, *(clauses[i].segment for i in range(k, end + 1)))))
+            used.update(range(k + 1, end + 1))
         if label != "objection" or k in used:
             continue
         lo = hi = k
         same = clauses[k].sentence
-        while (
+        while (  # a lead-in clause when the trigger is short ("太贵了") or the lead-in names a competitor
             lo - 1 >= 0
+            and (
+                len(_clean(clauses[k].text)) < 10
+                or any(n and n in clauses[lo - 1].text for n in competitor_names)
+            )
             and clauses[lo - 1].sentence == same
             and labels[lo - 1][0] == "none"
             and lo - 1 not in used

@@ -216,7 +216,8 @@ def company_aliases(name: str) -> tuple[str, ...]:
 def competitor_aliases(name: str) -> tuple[str, ...]:
     """智云科技 → 智云科技, 智云; 海拓物联 → 海拓物联, 海拓."""
     aliases = [name]
-    for suffix in ("科技", "物联", "物联网", "智能", "软件", "信息", "网络", "技术", "互联"):
+    for suffix in ("科技", "物联", "物联网", "智能", "软件", "信息", "网络", "技术", "互联", "医疗", "财务", "器械",
+                   "电子", "云", "数据", "系统"):  # fmt: skip
         if name.endswith(suffix) and len(name) - len(suffix) >= 2:
             aliases.append(name[: -len(suffix)])
     return tuple(dict.fromkeys(aliases))

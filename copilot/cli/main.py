@@ -203,11 +203,14 @@ def transcribe(
 ) -> None:
     """把一段录音转写为带时间戳的文字。"""
     from copilot.voice.decode import AudioError
+    from copilot.voice.transcribe import require_speech
 
     try:
-        result = services().transcriber.transcribe(file)
+        result = require_speech(services().transcriber.transcribe(file))  # nothing heard is a failure
     except AudioError as exc:
-        fail(exc.message if hasattr(exc, "message") else str(exc))
+        if as_json:  # scripts read the stable code; the rep reads the Chinese reason on stderr
+            emit_json({"error": {"code": exc.code, "message": exc.message}})
+        fail(exc.message)
     if as_json:
         emit_json(result.to_json())
         return

@@ -26,8 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from copilot.voice import ModelUnavailable
-from copilot.voice.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, SAMPLE_RATE, decode_audio
+from copilot.voice import ModelUnavailable, guards
+from copilot.voice.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, SAMPLE_RATE, AudioError, decode_audio
 
 # Language call: keep another language only when Whisper is this sure and zh is far behind.
 _OTHER_LANGUAGE_MIN_PROB = 0.6
@@ -37,9 +37,16 @@ _ZH_MIN_RATIO = 0.25
 LANGUAGES = ("zh", "en")
 # VAD helps long, pause-heavy memos (skips silence, fewer hallucinations); it clipped short clips.
 VAD_MIN_SECONDS = 30.0
+LONG_SILENCE_S = 2.0
+# Fallback temperatures when a window's text loops or is improbable. faster-whisper's six (0.0-1.0 by
+# 0.2) cost 6 x 448 looping tokens per window on speech it cannot make out (hotwords looping: 「张总，
+# 刘工，刘工，…」, compression ratio 18): 108 s for a 21 s clip, 50 s with these three, same outcome.
+# Real speech in evaldata/asr is decoded at 0.0 throughout, so its CER does not move.
+_TEMPERATURES = (0.0, 0.4, 0.8)
 _VAD_PARAMETERS = {"min_silence_duration_ms": 700, "speech_pad_ms": 400}
 _MAX_HOTWORDS_CHARS = 200  # hotwords share Whisper's 224-token prompt window
 _ZH_PROMPT = "以下是普通話的句子，請加上標點符號。"
+NO_SPEECH_ZH = "录音中没有识别出语音内容（可能是静音、噪音或无法听清），请靠近麦克风重新录制。"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +63,11 @@ class Transcript:
     duration_s: float
     segments: tuple[Segment, ...]
     rtf: float
+    decoding: dict[str, float | None] | None = None  # DecodedAudio.report() when we decoded the file
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN §5.2: ``{"text","language","duration_s","segments":[{"start","end","text"}],"rtf"}``."""
+        """DESIGN §5.2: ``{"text","language","duration_s","segments":[{"start","end","text"}],"rtf"}``,
+        plus ``"decoding"``: container vs decoded duration and the concealed share (None for samples)."""
         return {
             "text": self.text,
             "language": self.language,
@@ -67,7 +76,16 @@ class Transcript:
                 {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in self.segments
             ],
             "rtf": round(self.rtf, 4),
+            "decoding": self.decoding,
         }
+
+
+def require_speech(transcript: Transcript) -> Transcript:
+    """An empty transcript (nothing heard, or only hallucinations the guards removed) is a failure the
+    rep must hear about, never a memo or a visit record without words: ``AudioError("no_speech")``."""
+    if not guards.bare(transcript.text):
+        raise AudioError("no_speech", NO_SPEECH_ZH)
+    return transcript
 
 
 AudioInput = bytes | str | Path | np.ndarray
@@ -132,17 +150,10 @@ def choose_language(probs: Sequence[tuple[str, float]], languages: Sequence[str]
     return top
 
 
-def _bare(text: str) -> str:
-    return "".join(ch for ch in text if ch.isalnum())
-
-
-_ECHO_MIN_CHARS = 5
-
-
 def is_prompt_echo(text: str, prompt: str = _ZH_PROMPT) -> bool:
-    """Whisper repeats its initial prompt on unintelligible audio ("以下是普通话的句子，请加…")."""
-    bare, echo = _bare(text), _bare(to_simplified(prompt))
-    return len(bare) >= _ECHO_MIN_CHARS and bare[:_ECHO_MIN_CHARS] == echo[:_ECHO_MIN_CHARS]
+    """Whisper repeating its initial prompt on unintelligible audio (「以下是普通话的句子，请加…」, or
+    pieces of it: 「请加上标点符号。」), compared in Simplified script."""
+    return guards.is_prompt_echo(to_simplified(text), to_simplified(prompt))
 
 
 def _hotword_prompt(hotwords: Sequence[str]) -> str | None:
@@ -220,10 +231,12 @@ class WhisperTranscriber:
     ) -> Transcript:
         started = time.perf_counter()
         # Decode first: a bad upload fails fast, without loading the model.
+        decoding = None
         if isinstance(audio, np.ndarray):
             samples = audio.astype(np.float32, copy=False)
         else:
-            samples = decode_audio(audio, max_bytes=self.max_bytes, max_seconds=self.max_seconds).samples
+            decoded = decode_audio(audio, max_bytes=self.max_bytes, max_seconds=self.max_seconds)
+            samples, decoding = decoded.samples, decoded.report()
         duration = len(samples) / SAMPLE_RATE
         decode_s = time.perf_counter() - started
         model = self.load()
@@ -231,7 +244,9 @@ class WhisperTranscriber:
         if language is None:
             _, _, probs = model.detect_language(samples)
             language = choose_language(probs, self.languages)
-        use_vad = duration > self.vad_min_seconds
+        # Long memos, and short ones with a long silence (a DTX pause, concealed damage): Whisper stops
+        # transcribing at a long silence inside its 30 s window, and writes text into it.
+        use_vad = duration > self.vad_min_seconds or guards.longest_silence_s(samples) >= LONG_SILENCE_S
         zh = language == "zh"
         prompt_words = _hotword_prompt(hotwords)
         pieces, _info = model.transcribe(
@@ -243,13 +258,14 @@ class WhisperTranscriber:
             hotwords=to_traditional(prompt_words) if zh and prompt_words else prompt_words,
             vad_filter=use_vad,
             vad_parameters=_VAD_PARAMETERS if use_vad else None,
+            temperature=_TEMPERATURES,
         )
-        convert = chinese_text if zh else (lambda t: t)
-        segments = tuple(
-            Segment(start=round(p.start, 2), end=round(p.end, 2), text=convert(p.text.strip()))
-            for p in pieces
-            if p.text.strip() and not (zh and is_prompt_echo(p.text))
-        )
+        heard = (guards.Heard(p.start, p.end, p.text, p.no_speech_prob, p.avg_logprob) for p in pieces)
+        kept = guards.keep_heard(
+            heard, samples, prompt=_ZH_PROMPT if zh else None, names=tuple(hotwords),
+            clean=chinese_text if zh else (lambda t: t),
+        )  # fmt: skip
+        segments = tuple(Segment(start=round(k.start, 2), end=round(k.end, 2), text=k.text) for k in kept)
         joiner = "" if language in ("zh", "ja", "yue") else " "
         text = joiner.join(s.text for s in segments)
         elapsed = decode_s + time.perf_counter() - started
@@ -259,4 +275,5 @@ class WhisperTranscriber:
             duration_s=duration,
             segments=segments,
             rtf=elapsed / duration if duration else 0.0,
+            decoding=decoding,
         )

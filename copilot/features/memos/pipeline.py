@@ -6,11 +6,11 @@
     pipeline.view(user, memo_id)                                 # status, transcript, visit record, draft
     pipeline.confirm(user, memo_id, {"notes": "…"})              # the rep confirms (edits) the visit log
 
-The upload is written to disk before anything else, so a memo that fails (corrupt, silent, too long) or
-whose process dies mid-transcription is not lost: failures are stored as ``{"code", "message"}``
-(Chinese), and ``resume_pending()`` re-queues memos left queued/processing. The upload of a failed memo
-is deleted after COPILOT_FAILED_UPLOAD_RETENTION_DAYS, and each user may upload COPILOT_UPLOAD_QUOTA_BYTES
-per 24 hours (upload_limits.py).
+The upload is written to disk before anything else, so a memo that fails (corrupt, truncated, silent,
+too long, no speech heard) or whose process dies mid-transcription is not lost: failures are stored as
+``{"code", "message"}`` (Chinese), and ``resume_pending()`` re-queues memos left queued/processing. The
+upload of a failed memo is deleted after COPILOT_FAILED_UPLOAD_RETENTION_DAYS, and each user may upload
+COPILOT_UPLOAD_QUOTA_BYTES per 24 hours (upload_limits.py).
 Rows and uploads are ``MemoRepo``'s (repo.py). Confirming the draft visit log goes through the CRM
 write-back path (``copilot.features.writeback.apply``: audit,
 outbox, idempotent CRM write) under the key ``"{memo_id}:log_visit"``; its status is read back from the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from copilot.infra.jobs.port import runs_remotely
 from copilot.voice import ModelUnavailable
 from copilot.voice.decode import AudioError, decode_audio
 from copilot.voice.extract import ExtractionContext, extract_visit, locator
+from copilot.voice.transcribe import require_speech
 
 if TYPE_CHECKING:
     from connectors.crm.base import CRM, CustomerSnapshot
@@ -52,7 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_NO_SPEECH = "录音中没有识别出语音内容，请靠近麦克风重新录制。"
 _INTERNAL = "处理录音时出错，录音已保存，请稍后重试或联系管理员。"
 _MAX_CONTEXT_CUSTOMERS = 50
 
@@ -156,7 +157,7 @@ class MemoPipeline:
         if corrections:  # names heard wrong, set right against the CRM and KB (the original kept for audit)
             visit["name_corrections"] = [{"heard": c.heard, "name": c.name} for c in corrections]
         visit["transcription"] = {"language": transcript.language, "duration_s": round(transcript.duration_s, 2),
-                                  "rtf": round(transcript.rtf, 4)}  # fmt: skip
+                                  "rtf": round(transcript.rtf, 4), "decoding": transcript.decoding}  # fmt: skip
         self._set(
             memo_id, status="done", transcript=transcript.text, error=None, visit_record=visit,
             segments=[{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments],
@@ -184,8 +185,7 @@ class MemoPipeline:
         context = self.context_for(row.customer_id, row.user_id)
         hotwords = self.hotwords(context, row.user_id)
         transcript = self._transcriber().transcribe(audio.samples, hotwords=hotwords)
-        if not transcript.segments:
-            raise AudioError("no_speech", _NO_SPEECH)
+        transcript = require_speech(replace(transcript, decoding=audio.report()))  # no words, no record
         vocabulary = self.hotwords(context, row.user_id, limit=1000)  # every name, not only Whisper's prompt
         transcript, corrections = correct_transcript_names(transcript, vocabulary)
         record = extract_visit(

@@ -32,7 +32,7 @@ def test_memo_command_prints_transcript_visit_record_draft_and_suggestions(crm_s
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc) >= {"memo_id", "transcript", "visit_record", "draft", "suggestions"}
-    assert set(doc["transcript"]) == {"text", "language", "duration_s", "segments", "rtf"}
+    assert set(doc["transcript"]) == {"text", "language", "duration_s", "segments", "rtf", "decoding"}
     assert doc["visit_record"]["next_steps"][0]["due"] is not None
     assert doc["draft"]["op"] == "log_visit" and doc["draft"]["fields"]["user_id"] == "rep_a"
 

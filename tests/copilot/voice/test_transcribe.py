@@ -38,6 +38,7 @@ def test_transcript_json_has_exactly_the_cli_contract_keys():
         "duration_s": 1.235,
         "segments": [{"start": 0.0, "end": 1.2, "text": "你好"}],
         "rtf": 0.1235,
+        "decoding": None,  # transcribed from samples: no file decoded
     }
 
 

@@ -71,6 +71,19 @@ def get_memo(memo_id: str, user: UserDep, services: ServicesDep) -> dict:
     return services.memos.view(user, memo_id)
 
 
+class CorrectionRequest(BaseModel):
+    """The corrected transcript: the whole ``text``, or ``segments`` edited by index."""
+
+    text: str | None = Field(default=None, max_length=20_000)
+    segments: list[dict[str, Any]] | None = Field(default=None, max_length=500)
+
+
+@router.patch("/{memo_id}")
+def correct_memo(memo_id: str, body: CorrectionRequest, user: UserDep, services: ServicesDep) -> dict:
+    """上传人修改转写（整段文字或按序号修改分段），之后重新生成拜访记录、拜访日志草稿与建议；CRM 只写入确认后的内容。"""
+    return services.memos.correct(user, memo_id, text=body.text, segments=body.segments)
+
+
 class ConfirmRequest(BaseModel):
     """Optional edits to the draft visit log: any of ``date`` (YYYY-MM-DD), ``type``, ``contacts``, ``notes``."""
 

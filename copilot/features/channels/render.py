@@ -100,5 +100,7 @@ def summarize(visit: dict[str, Any], transcript: str | None, *, customer_name: s
     if (visit.get("sentiment") or {}).get("value"):
         lines.append(f"客户态度：{visit['sentiment']['value']}")
     if draft:
-        lines.append("已生成拜访记录草稿，可在销售副驾中确认写入 CRM。")
+        lines.append(
+            "已生成拜访记录草稿，可在销售副驾中确认写入 CRM；转写有误时可先在网页端修改转写（名称已按 CRM 自动校正）。"
+        )
     return "\n".join(lines)

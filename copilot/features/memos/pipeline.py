@@ -269,6 +269,39 @@ class MemoPipeline:
         logger.info("memo %s visit log confirmed by user %s", memo_id, user.id)
         return self.to_json(self.row(memo_id))
 
+    # -- the rep fixes the transcript ---------------------------------------------------------------
+    def correct(self, user: User, memo_id: str, *, text: str | None = None,
+                segments: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+        """The uploader corrects the transcript (the whole ``text``, or ``segments`` by index); extraction,
+        the draft visit log and the suggestions are made again from it. The text as heard is kept in the
+        record (``transcript_as_heard``). Not once the visit log went to the CRM (409): the CRM has it."""
+        row = self.row(memo_id)
+        if row is None or row.user_id != user.id:
+            raise AppError("not_found", f"录音纪要 {memo_id} 不存在。")
+        failed_code = (row.error or {}).get("code") if row.status == "failed" else None
+        if row.status != "done" and failed_code != "no_speech":
+            raise AppError("conflict", "录音纪要尚未处理完成，暂时不能修改转写。", status=409)
+        if outbox.get(self.engine, confirm_key(memo_id)) is not None:
+            raise AppError(
+                "conflict", "拜访日志已确认写入 CRM，不能再修改转写；请在 CRM 中修改该拜访记录。", status=409
+            )
+        new = _corrected_segments(list(row.segments or []), text=text, segments=segments)
+        record = extract_visit(
+            [_Seg(s["start"], s["end"], s["text"]) for s in new], recorded_at=parse_when(row.recorded_at),
+            context=self.context_for(row.customer_id, row.user_id), llm=self.llm,
+            embedder=optional(self._embedder, "embedder"),
+        )  # fmt: skip
+        old = dict(row.visit_record or {})
+        visit = record.to_json()
+        visit["transcription"] = old.get("transcription")
+        visit["transcript_as_heard"] = old.get("transcript_as_heard", row.transcript or "")
+        visit["corrected_by_rep"] = True
+        self._set(memo_id, status="done", error=None, transcript="".join(s["text"] for s in new), segments=new,
+                  visit_record=visit)  # fmt: skip
+        logger.info("memo %s transcript corrected by user %s (%d segments)", memo_id, user.id, len(new))
+        self.add_suggestions(memo_id, visit)
+        return self.to_json(self.row(memo_id))
+
     def confirmation(self, row: Any, draft: Mapping[str, Any] | None) -> dict[str, Any]:
         """``{"status","edited","ref",…}``: ``unconfirmed`` until the rep confirms, then the write-back
         status (pending → delivered, or failed/cancelled with a Chinese message) and the CRM record."""
@@ -318,3 +351,38 @@ class MemoPipeline:
             "confirmation": self.confirmation(row, draft) if draft is not None else None,
             "created_at": row.created_at.isoformat() if row.created_at else None,
         }
+
+
+class _Seg:
+    __slots__ = ("start", "end", "text")
+
+    def __init__(self, start: float, end: float, text: str) -> None:
+        self.start, self.end, self.text = start, end, text
+
+
+MAX_TRANSCRIPT_CHARS = 20_000
+
+
+def _corrected_segments(old: list[dict[str, Any]], *, text: str | None,
+                        segments: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The transcript segments after the rep's correction; AppError 422 (Chinese) when it is unusable."""
+    if (text is None) == (segments is None):
+        raise AppError("validation_error", "请提供修改后的完整转写 text，或按序号修改的 segments（二选一）。")
+    if text is not None:
+        text = text.strip()
+        if not text or len(text) > MAX_TRANSCRIPT_CHARS:
+            raise AppError("validation_error", f"转写内容不能为空，且最多 {MAX_TRANSCRIPT_CHARS} 字。")
+        end = float(old[-1]["end"]) if old else 0.0
+        return [{"start": 0.0, "end": end, "text": text}]  # one span: the rep's text has no timestamps
+    new = [dict(s) for s in old]
+    for edit in segments or []:
+        index, body = edit.get("index"), edit.get("text")
+        if not isinstance(index, int) or not 0 <= index < len(new) or not isinstance(body, str):
+            raise AppError(
+                "validation_error", f"segments 中的序号或文字不合法：{index!r}（共 {len(new)} 段）。"
+            )
+        new[index]["text"] = body.strip()[:2000]
+    new = [s for s in new if s["text"]]
+    if not new:
+        raise AppError("validation_error", "修改后的转写为空。")
+    return new

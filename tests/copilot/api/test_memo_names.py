@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from copilot.agent.linker import correct_names
 from tests.copilot.api.test_memos import AUDIO, ScriptedTranscriber, finished, upload
+from tests.copilot.conftest import token_for
 
 
 def test_homophones_of_the_vocabulary_are_corrected_and_nothing_else():
@@ -39,3 +40,32 @@ def test_a_memo_transcript_carries_the_crm_names_and_the_corrections(crm_service
         ("华兴电子", "华星电子"),
         ("张宗", "张总"),
     }
+
+
+def test_the_uploader_fixes_the_transcript_and_the_record_and_draft_follow(crm_services, client_for):
+    crm_services.provide("kb", None)
+    crm_services.provide("transcriber", ScriptedTranscriber("今天拜访科普，", "对方希望下周三之前看到方案。"))
+    client = client_for(crm_services)
+    headers = token_for(crm_services, "rep_a")
+    memo_id = upload(client, crm_services, "rep_a", AUDIO / "speech_8k.wav").json()["memo_id"]
+    assert finished(client, crm_services, "rep_a", memo_id)["status"] == "done"
+
+    fixed = client.patch(f"/api/memos/{memo_id}", json={"segments": [{"index": 0, "text": "今天拜访客户，"}]},
+                         headers=headers)  # fmt: skip
+    assert fixed.status_code == 200, fixed.text
+    memo = fixed.json()
+    assert memo["transcript"]["text"] == "今天拜访客户，对方希望下周三之前看到方案。"
+    assert memo["visit_record"]["transcript_as_heard"] == "今天拜访科普，对方希望下周三之前看到方案。"
+    assert memo["visit_record"]["corrected_by_rep"] is True and memo["draft"]["op"] == "log_visit"
+
+    other = client.patch(
+        f"/api/memos/{memo_id}", json={"text": "别人改的"}, headers=token_for(crm_services, "rep_a2")
+    )
+    assert other.status_code == 404  # only the uploader, and nobody learns the memo exists
+    bad = client.patch(
+        f"/api/memos/{memo_id}", json={"segments": [{"index": 9, "text": "x"}]}, headers=headers
+    )
+    assert bad.status_code == 422 and "序号" in bad.json()["detail"]
+    assert client.post(f"/api/memos/{memo_id}/confirm", json={}, headers=headers).status_code == 200
+    late = client.patch(f"/api/memos/{memo_id}", json={"text": "确认之后再改"}, headers=headers)
+    assert late.status_code == 409  # the CRM has the confirmed visit log already

@@ -115,7 +115,7 @@ def test_a_worker_killed_mid_transcription_leaves_the_memo_done_once(stack_env, 
     assert memo["status"] == "done", memo.get("error")
     assert any(w in memo["transcript"]["text"] for w in ("报价", "拜访", "客户"))
     log = stack_env.log(len(stack_env.workers) - 1)
-    assert log.count("Successfully completed copilot.features.memos.pipeline.process_memo_job") == 1, log
+    assert log.count("Successfully completed copilot.worker.tasks.run_task('process_memo'") == 1, log
     assert "enqueued for retry" in log
     stack_env.kill(second)
     services.engine.dispose()

@@ -119,7 +119,7 @@ def _span(claim: ClaimedCitation, ev: Evidence, fallback: Callable[[Evidence], s
 # -- citations by reference: the code picks the verbatim span -------------------------------------
 
 MAX_SPAN_CHARS = 160
-MIN_ALIGNMENT = 0.5  # share of the phrase's character pairs a sentence must contain
+MIN_ALIGNMENT = 0.5  # (share of the phrase's characters + 2 × share of its character pairs) / 3
 _SENTENCE_SPAN = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?")
 _PUNCT = re.compile(r"[\s，。！？；：、,.!?;:\"'“”‘’（）()《》【】\[\]「」]+")
 
@@ -159,6 +159,20 @@ def _pairs(text: str) -> set[str]:
     return {t[i : i + 2] for i in range(len(t) - 1)} or ({t} if t else set())
 
 
+def _chars(text: str) -> set[str]:
+    return set(_PUNCT.sub("", text))
+
+
+def alignment(phrase: str, span: str) -> float:
+    """How much of ``phrase`` a span holds: its characters, and (twice as much) its character pairs."""
+    want_chars, want_pairs = _chars(phrase), _pairs(phrase)
+    if not want_chars:
+        return 0.0
+    chars = len(want_chars & _chars(span)) / len(want_chars)
+    pairs = len(want_pairs & _pairs(span)) / len(want_pairs) if want_pairs else chars
+    return (chars + 2 * pairs) / 3
+
+
 def _widen(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> str:
     """``text[start:end]`` widened to whole sentences when that stays within MAX_SPAN_CHARS."""
     s = next((a for a, b in spans if a <= start < b), start)
@@ -170,8 +184,8 @@ def locate(phrase: str, text: str) -> str | None:
     """The verbatim span of ``text`` that ``phrase`` points at, or None when nothing aligns.
 
     1. the exact phrase (whitespace ignored), widened to its sentence(s);
-    2. else the sentence, or two adjacent sentences, holding the largest share of the phrase's
-       character pairs (at least MIN_ALIGNMENT; ties → the shorter span)."""
+    2. else the sentence, or two adjacent sentences, best aligned with the phrase (``alignment`` at
+       least MIN_ALIGNMENT; ties → the shorter span)."""
     q = squash(phrase)
     if not q:
         return None
@@ -180,15 +194,12 @@ def locate(phrase: str, text: str) -> str | None:
     m = re.search(pattern, text)
     if m:
         return _widen(text, m.start(), m.end(), spans)
-    want = _pairs(phrase)
-    if not want:
-        return None
     best: tuple[float, int, int, int] | None = None  # (score, -length, start, end)
     windows = spans + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
     for s, e in windows:
         if e - s > MAX_SPAN_CHARS and (s, e) not in spans:
             continue
-        score = len(want & _pairs(text[s:e])) / len(want)
+        score = alignment(phrase, text[s:e])
         cand = (score, -(e - s), s, e)
         if best is None or cand[:2] > best[:2]:
             best = cand

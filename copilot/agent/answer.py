@@ -137,13 +137,24 @@ def answer_schema(ids: list[str]) -> OutputSchema:
     )
 
 
-def parse_answer(data: Any) -> tuple[str, list[ClaimedCitation]]:
-    """The model's JSON → (answer text, claims); ValueError naming what is wrong."""
+# Words of the prompt's format description: an answer made of them copied the format, not an answer.
+_TEMPLATE_WORDS = ("回答正文", "这样的编号", "你根据资料写的回答", "evidence_id")
+MIN_ANSWER_CHARS = 8
+
+
+def parse_answer(data: Any, question: str = "") -> tuple[str, list[ClaimedCitation]]:
+    """The model's JSON → (answer text, claims); ValueError naming what is wrong (it goes back to the
+    model in the repair turn)."""
     if not isinstance(data, dict):
         raise ValueError("顶层必须是 JSON 对象")
     answer = data.get("answer")
     if not isinstance(answer, str) or not answer.strip():
         raise ValueError("answer 必须是非空字符串")
+    if any(w in answer for w in _TEMPLATE_WORDS):
+        raise ValueError("answer 照抄了格式说明，请根据资料写出真正的回答")
+    body = _MARKER.sub("", answer).replace(question.strip(), "").strip(" ，。？?！!")
+    if len(body) < MIN_ANSWER_CHARS:
+        raise ValueError("answer 太短或只是重复了问题，请根据资料回答")
     raw = data.get("citations") or []
     if not isinstance(raw, list):
         raise ValueError("citations 必须是数组")
@@ -179,14 +190,18 @@ def renumber(answer: str, order: dict[str, int]) -> str:
     return _MARKER.sub(sub, answer).strip()
 
 
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*[%％]")
+
+
 def unsafe_reason(answer: str, cited: list[Evidence]) -> str | None:
-    """Why an answer must not be shown: instruction-like text, or a discount above what the cited
-    evidence itself states."""
+    """Why an answer must not be shown: instruction-like text, or a discount figure above every figure
+    the cited evidence itself states (a discount, or any percentage: ``A类客户最高12%``)."""
     if looks_like_injection(answer):
         return "instruction_text"
     offered = discount_mentions(answer)
     if offered:
         allowed = [x for e in cited for x in discount_mentions(e.text)]
+        allowed += [float(m.group(1)) for e in cited for m in _PERCENT.finditer(e.text)]
         if not allowed or max(offered) > max(allowed):
             return "discount_beyond_evidence"
     return None
@@ -207,7 +222,8 @@ def llm_answer(question: str, hits: list[Hit], llm: ChatModel) -> ChatAnswer:
     if not hits:
         return offline_answer(question, hits)
     evidence, texts = _budgeted(question, evidence_from_hits(hits), llm)
-    user_msg = f"{evidence_block(evidence, texts)}\n\n销售的问题：{question.strip()}"
+    q = question.strip()
+    user_msg = f"销售的问题：{q}\n\n{evidence_block(evidence, texts)}\n\n请根据以上资料回答销售的问题「{q}」，只输出 JSON。"
 
     def fallback(reason: str, dropped: int = 0) -> ChatAnswer:
         llm.record(CHAT, reason)
@@ -220,7 +236,7 @@ def llm_answer(question: str, hits: list[Hit], llm: ChatModel) -> ChatAnswer:
             system=_prompt(),
             user=user_msg,
             schema=answer_schema([e.id for e in evidence]),
-            parse=parse_answer,
+            parse=lambda data: parse_answer(data, question),
             max_tokens=MAX_ANSWER_TOKENS,
         )
     except StructuredFailure as exc:

@@ -173,11 +173,21 @@ def alignment(phrase: str, span: str) -> float:
     return (chars + 2 * pairs) / 3
 
 
+MIN_SPAN_CHARS = 16  # a shorter sentence (a tag, a heading) is shown with the sentences after it
+
+
 def _widen(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> str:
-    """``text[start:end]`` widened to whole sentences when that stays within MAX_SPAN_CHARS."""
-    s = next((a for a, b in spans if a <= start < b), start)
-    e = next((b for a, b in spans if a < end <= b), end)
-    return text[s:e] if e - s <= MAX_SPAN_CHARS else text[start:end]
+    """``text[start:end]`` widened to whole sentences, and past a stub (``场景标签：价格异议。``) to the
+    sentences that follow, while that stays within MAX_SPAN_CHARS."""
+    first = next((i for i, (a, b) in enumerate(spans) if a <= start < b), None)
+    last = next((i for i, (a, b) in enumerate(spans) if a < end <= b), None)
+    if first is None or last is None or spans[last][1] - spans[first][0] > MAX_SPAN_CHARS:
+        return text[start:end]
+    while spans[last][1] - spans[first][0] < MIN_SPAN_CHARS and last + 1 < len(spans):
+        if spans[last + 1][1] - spans[first][0] > MAX_SPAN_CHARS:
+            break
+        last += 1
+    return text[spans[first][0] : spans[last][1]]
 
 
 def locate(phrase: str, text: str) -> str | None:
@@ -206,7 +216,7 @@ def locate(phrase: str, text: str) -> str | None:
     if best is None or best[0] < MIN_ALIGNMENT:
         return None
     s, e = best[2], best[3]
-    return text[s:e] if e - s <= MAX_SPAN_CHARS else lead_quote(text[s:e])
+    return _widen(text, s, e, spans) if e - s <= MAX_SPAN_CHARS else lead_quote(text[s:e])
 
 
 def verify(citation: Citation, source_text: Callable[[str, str, str], str | None]) -> bool:

@@ -46,7 +46,10 @@ def prepare(as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")]
 @app.command("serve")
 def serve(
     port: Annotated[int, typer.Option(help="端口（只监听 127.0.0.1）")] = 18080,
-    threads: Annotated[int | None, typer.Option(help="推理线程数（默认：CPU 核数）")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="推理线程数（默认：CPU 核数减一；与其他进程抢核时 llama.cpp 会大幅变慢）"),
+    ] = None,
 ) -> None:
     """启动本地 OpenAI 兼容大模型服务（llama.cpp + Qwen2.5-Coder-0.5B-Instruct，仅供测试与兜底）。"""
     from copilot.infra.llm.local_engine import INSTALL_HINT, QWEN_CODER_05B, engine_installed, server_argv

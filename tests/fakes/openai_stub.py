@@ -14,8 +14,8 @@ or any JSON value, which is dumped: handy for ``response_format``), ``tool_calls
 ``arguments`` as a dict or a JSON string) and ``finish_reason``, or a ``Fault``. Every reply is
 served as a completion or, for ``stream: true``, as SSE chunks ending with ``data: [DONE]``.
 ``response_formats`` names the ``response_format`` types the stub accepts (default: all), so a test can
-play an endpoint without JSON-schema support: any other type is refused with HTTP 400, as llama.cpp,
-DeepSeek and older servers do; ``StubRequest.response_format`` and ``.json_schema`` show what was asked.
+play an endpoint without JSON-schema support: any other type is refused with HTTP ``refuse_status``
+(400 as DeepSeek and older servers do; llama-cpp-python answers 500); ``StubRequest.response_format`` and ``.json_schema`` show what was asked.
 ``/v1/embeddings`` returns deterministic bag-of-characters vectors (see ``fake_embedding``);
 ``enqueue(fault, endpoint="embeddings")`` injects a fault there. Token counts are characters.
 """
@@ -167,9 +167,11 @@ class OpenAIStub:
         models: tuple[str, ...] = ("gpt-4o-mini", "text-embedding-3-small"),
         embedding_dimensions: int = 32,
         response_formats: tuple[str, ...] | None = None,
+        refuse_status: int = 400,
     ) -> None:
         self.handler = handler
         self.response_formats = response_formats
+        self.refuse_status = refuse_status
         self.models = models
         self.embedding_dimensions = embedding_dimensions
         self.url: str | None = None
@@ -234,7 +236,9 @@ class OpenAIStub:
             and kind not in self.response_formats
         ):
             allowed = ", ".join(["text", *self.response_formats])
-            return self._error(400, f"response_format type must be one of {allowed}, but got: {kind}")
+            return self._error(
+                self.refuse_status, f"response_format type must be one of {allowed}, but got: {kind}"
+            )
         with self._lock:
             reply = self._queues["chat"].popleft() if self._queues["chat"] else None
         if reply is None and self.handler is not None:

@@ -10,7 +10,8 @@ are counted by reason:
 
 Structured output: a request with an ``OutputSchema`` asks for ``response_format`` ``json_schema``
 (OpenAI, vLLM guided decoding, Ollama, llama.cpp turn it into a grammar); an endpoint that rejects it
-(HTTP 400/422) is asked again with ``json_object`` plus the schema (llama-cpp-python's grammar form),
+(HTTP 400/422, or any error naming ``response_format``: llama-cpp-python answers 500) is asked again
+with ``json_object`` plus the schema (llama-cpp-python's grammar form),
 then plain ``json_object``, then no ``response_format``. The first form the endpoint accepts is kept
 for the life of the adapter.
 """
@@ -61,6 +62,7 @@ class ChatModel(Protocol):
         path: str = CHAT,
         schema: OutputSchema | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> str: ...
 
     def record(self, path: str, outcome: str) -> None:
@@ -137,12 +139,19 @@ class OpenAICompatibleChat:
         path: str = CHAT,
         schema: OutputSchema | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> str:
         ladder = _ladder(self.response_format, schema)
         level = self._format_level.get(schema is not None, 0)
         while True:
             try:
-                reply = self._call(messages, path=path, response_format=ladder[level], max_tokens=max_tokens)
+                reply = self._call(
+                    messages,
+                    path=path,
+                    response_format=ladder[level],
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                )
             except _FormatRejected as exc:
                 if level + 1 >= len(ladder):
                     raise LLMError("refused", exc.detail) from None
@@ -161,13 +170,14 @@ class OpenAICompatibleChat:
         path: str,
         response_format: dict[str, Any] | None,
         max_tokens: int | None,
+        temperature: float | None = None,
     ) -> str:
         import openai
 
         kwargs: dict[str, Any] = {
             "model": self.name,
             "messages": list(messages),
-            "temperature": self.temperature,
+            "temperature": self.temperature if temperature is None else temperature,
         }
         if response_format is not None:
             kwargs["response_format"] = response_format
@@ -192,6 +202,8 @@ class OpenAICompatibleChat:
                 raise LLMError("refused", f"HTTP {exc.status_code}") from None
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 self._timed(path, start)
+                if response_format is not None and _names_response_format(exc):
+                    raise _FormatRejected(f"HTTP {getattr(exc, 'status_code', '?')}") from None
                 wait = _retry_after(exc)
                 if attempt == 2 or time.monotonic() + wait >= deadline:
                     logger.warning("llm call on path %s failed: %s", path, type(exc).__name__)
@@ -200,6 +212,8 @@ class OpenAICompatibleChat:
                 continue
             except openai.APIStatusError as exc:  # 401, 403, 404 …: retrying will not help
                 self._timed(path, start)
+                if response_format is not None and _names_response_format(exc):
+                    raise _FormatRejected(f"HTTP {exc.status_code}") from None
                 logger.warning("llm endpoint refused the call: HTTP %s", exc.status_code)
                 raise LLMError("refused", f"HTTP {exc.status_code}") from None
             except Exception as exc:  # an unreadable body and whatever else the SDK raises
@@ -221,6 +235,12 @@ class _FormatRejected(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+def _names_response_format(exc: Exception) -> bool:
+    """An error about the ``response_format`` we sent (whatever its status code)."""
+    text = f"{exc} {getattr(exc, 'body', '')}"
+    return "response_format" in text or "json_schema" in text
 
 
 def _retry_after(exc: Exception) -> float:

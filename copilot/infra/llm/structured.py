@@ -22,6 +22,7 @@ REPAIR = (
     "你上一次的输出不符合要求：{error}\n"
     "请重新输出：只输出一个符合上述格式的 JSON 对象，不要任何解释、不要代码块标记。"
 )
+REPAIR_TEMPERATURE = 0.7
 MAX_ECHO_CHARS = 4000  # the bad answer sent back in the repair turn is cut to this
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
@@ -112,7 +113,10 @@ def ask_json(
         {"role": "assistant", "content": raw[:MAX_ECHO_CHARS]},
         {"role": "user", "content": REPAIR.format(error=error)},
     ]
-    raw = _chat(llm, messages, path=path, schema=schema, max_tokens=max_tokens)
+    # A little more temperature: a small model otherwise repeats the same answer word for word.
+    raw = _chat(
+        llm, messages, path=path, schema=schema, max_tokens=max_tokens, temperature=REPAIR_TEMPERATURE
+    )
     try:
         return parse(loads_tolerant(raw)), True
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

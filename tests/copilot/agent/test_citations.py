@@ -148,3 +148,8 @@ def test_a_citation_by_reference_always_shows_a_verbatim_span_of_its_evidence(te
     kept, _ = validate([ClaimedCitation("E1", phrase=phrase)], ev)
     for c in kept:
         assert c.quote and c.quote in text
+
+
+def test_a_stub_sentence_is_shown_with_the_sentence_after_it():
+    row = "场景标签：价格异议。先认同客户的感受，再算三年总拥有成本。"
+    assert locate("场景标签：价格异议", row) == row

@@ -34,12 +34,14 @@ def test_a_schema_is_asked_as_json_schema_first():
 
 
 @pytest.mark.parametrize(
-    ("accepted", "used"),
-    [(("json_object",), "json_object"), ((), None)],
-    ids=["llama-cpp-python-style", "no-response-format"],
+    ("accepted", "status", "used"),
+    [(("json_object",), 500, "json_object"), (("json_object",), 400, "json_object"), ((), 422, None)],
+    ids=["llama-cpp-python-500", "deepseek-400", "no-response-format"],
 )
-def test_an_endpoint_refusing_a_form_is_asked_with_the_next_and_the_form_that_worked_is_kept(accepted, used):
-    with OpenAIStub.running(response_formats=accepted) as stub:
+def test_an_endpoint_refusing_a_form_is_asked_with_the_next_and_the_form_that_worked_is_kept(
+    accepted, status, used
+):
+    with OpenAIStub.running(response_formats=accepted, refuse_status=status) as stub:
         stub.handler = lambda request: {"content": {"answer": "好"}}
         llm, _ = adapter(stub)
         assert llm.chat(MESSAGES, schema=SCHEMA) == '{"answer": "好"}'

@@ -19,8 +19,10 @@ class Scripted:
         self.replies = list(replies)
         self.calls: list[dict] = []
 
-    def chat(self, messages, *, path="chat", schema=None, max_tokens=None):
-        self.calls.append({"messages": list(messages), "path": path, "schema": schema})
+    def chat(self, messages, *, path="chat", schema=None, max_tokens=None, temperature=None):
+        self.calls.append(
+            {"messages": list(messages), "path": path, "schema": schema, "temperature": temperature}
+        )
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
@@ -70,6 +72,7 @@ def test_a_bad_answer_gets_one_repair_turn_with_the_error_and_the_bad_answer():
     assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"]
     assert repair[2]["content"] == '{"answer": 1}' and "answer 必须是字符串" in repair[3]["content"]
     assert llm.calls[1]["path"] == "suggest"
+    assert llm.calls[0]["temperature"] is None and llm.calls[1]["temperature"] >= 0.5  # no verbatim repeat
 
 
 def test_a_second_bad_answer_is_malformed_and_call_failures_keep_their_reason():

@@ -199,7 +199,15 @@ class Container:
         if not cfg.enabled:
             return None
         return OpenAICompatibleChat(
-            base_url=cfg.base_url, api_key=cfg.api_key or "", model=cfg.model, timeout_s=cfg.timeout_s
+            base_url=cfg.base_url,
+            api_key=cfg.api_key or "",
+            model=cfg.model,
+            timeout_s=cfg.timeout_s,
+            timeouts=cfg.timeouts(),
+            context_tokens=cfg.context_tokens,
+            response_format=cfg.response_format,
+            on_outcome=self.metrics.llm_outcome,
+            on_call=self.metrics.llm_call,
         )
 
     @component

@@ -7,6 +7,7 @@ contract (``COPILOT_WECOM_AES_KEY``, ``OPENAI_API_KEY`` …) stay what they are.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,10 +20,33 @@ class LLMSettings(BaseSettings):
     base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     model: str = Field(default="gpt-4o-mini", validation_alias="COPILOT_LLM_MODEL")
     timeout_s: float = Field(default=30.0, validation_alias="COPILOT_LLM_TIMEOUT_S")
+    # Time budget per path: a person waits for a chat answer; suggestions and memo extraction mostly
+    # run in background jobs and may take longer. Unset: chat = COPILOT_LLM_TIMEOUT_S, the others at
+    # least BACKGROUND_TIMEOUT_S.
+    chat_timeout_s: float | None = Field(default=None, validation_alias="COPILOT_LLM_CHAT_TIMEOUT_S")
+    suggest_timeout_s: float | None = Field(default=None, validation_alias="COPILOT_LLM_SUGGEST_TIMEOUT_S")
+    extract_timeout_s: float | None = Field(default=None, validation_alias="COPILOT_LLM_EXTRACT_TIMEOUT_S")
+    # The endpoint's context window (prompt + answer, tokens): evidence is trimmed to fit.
+    context_tokens: int = Field(default=4096, ge=512, validation_alias="COPILOT_LLM_CONTEXT_TOKENS")
+    # auto: json_schema, then json_object (+ schema), then json_object, then none, as the endpoint accepts.
+    response_format: Literal["auto", "json_schema", "json_object", "off"] = Field(
+        default="auto", validation_alias="COPILOT_LLM_RESPONSE_FORMAT"
+    )
+
+    BACKGROUND_TIMEOUT_S: ClassVar[float] = 120.0
 
     @property
     def enabled(self) -> bool:
         return bool(self.api_key)
+
+    def timeouts(self) -> dict[str, float]:
+        """Seconds per path (``chat``, ``suggest``, ``extract``)."""
+        background = max(self.timeout_s, self.BACKGROUND_TIMEOUT_S)
+        return {
+            "chat": self.chat_timeout_s or self.timeout_s,
+            "suggest": self.suggest_timeout_s or background,
+            "extract": self.extract_timeout_s or background,
+        }
 
 
 class SalesforceSettings(BaseSettings):

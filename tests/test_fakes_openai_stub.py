@@ -148,6 +148,22 @@ def test_structured_reply_passes_response_format_through(stub, client):
     assert stub.requests[0].body["response_format"]["type"] == "json_schema"
 
 
+def test_response_format_types_the_stub_does_not_accept_are_refused_with_400():
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    with OpenAIStub.running(response_formats=("json_object",)) as stub:
+        stub.enqueue({"content": {"answer": "好"}})
+        with openai.OpenAI(base_url=stub.url, api_key="k", max_retries=0, timeout=2.0) as sdk:
+            with pytest.raises(openai.BadRequestError, match="json_schema"):
+                ask(
+                    sdk,
+                    response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+                )
+            reply = ask(sdk, response_format={"type": "json_object", "schema": schema})
+    assert json.loads(reply.choices[0].message.content) == {"answer": "好"}
+    assert [r.json_schema for r in stub.requests] == [schema, schema]
+    assert stub.requests[1].response_format["type"] == "json_object"
+
+
 def test_handler_plays_the_model_once_the_queue_is_empty(stub, client):
     stub.enqueue("第一条来自队列")
     stub.handler = lambda request: f"你问的是：{request.last_user_message}"

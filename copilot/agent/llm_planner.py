@@ -1,29 +1,38 @@
-"""The LLM planner: evidence goes to the model as fenced, numbered data; the model answers in a JSON
-schema citing evidence ids with verbatim quotes; everything it says is validated and vetted.
+"""The LLM planner: evidence goes to the model as fenced, numbered data (trimmed to the prompt budget);
+the model answers in a JSON schema citing evidence ids (plus, optionally, a short phrase) and the code
+picks the verbatim span to show; everything it says is validated and vetted.
 
 A failed call or an unusable answer falls back to the offline planner with a note, never to an
-error. Rules the manager configured that the model left uncovered are added from the offline plan.
+error, and the outcome is counted by reason. Rules the manager configured that the model left uncovered
+are added from the offline plan.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 from typing import Any
 
 from copilot.agent.citations import ClaimedCitation, short_name
-from copilot.agent.drafting import Draft
+from copilot.agent.drafting import Draft, pick_sentence
 from copilot.agent.evidence import EvidenceSet
 from copilot.agent.offline_planner import PlanResult, clean_change, finalize, offline_drafts
-from copilot.domain import ACTION_TYPES
-from copilot.infra.llm.chat_model import ChatModel, LLMError
+from copilot.domain import ACTION_TYPES, CHANGE_OPS
+from copilot.infra.llm.budget import estimate_tokens, fit
+from copilot.infra.llm.chat_model import SUGGEST, ChatModel, OutputSchema
+from copilot.infra.llm.structured import StructuredFailure, ask_json
 
 logger = logging.getLogger(__name__)
 MAX_SUGGESTIONS = 6
+MAX_ANSWER_TOKENS = 1200
 NOTE_FAILED = "大模型服务暂不可用，以下为离线规划的建议。"
+NOTE_TIMEOUT = "大模型服务暂不可用（响应超时），以下为离线规划的建议。"
 NOTE_MALFORMED = "大模型返回格式异常，以下为离线规划的建议。"
 NOTE_UNGROUNDED = "大模型的建议缺少可核验的引用，以下为离线规划的建议。"
+NOTE_UNSAFE = "大模型的建议未通过安全检查，以下为离线规划的建议。"
+NOTE_EMPTY = "大模型没有给出建议，以下为离线规划的建议。"
+NOTES = {"timeout": NOTE_TIMEOUT, "malformed": NOTE_MALFORMED, "ungrounded": NOTE_UNGROUNDED,
+         "unsafe": NOTE_UNSAFE, "empty": NOTE_EMPTY}  # fmt: skip
 
 
 def prompt() -> str:
@@ -34,7 +43,7 @@ def _attr(value: str) -> str:
     return value.replace('"', "'").replace("<", "‹").replace(">", "›")
 
 
-def render_user_message(ev: EvidenceSet, drafts: list[Draft]) -> str:
+def _facts(ev: EvidenceSet) -> list[str]:
     c = ev.facts.customer
     facts = [
         f"今天：{ev.facts.as_of.isoformat()}（此日期之后的记录已忽略）",
@@ -46,28 +55,103 @@ def render_user_message(ev: EvidenceSet, drafts: list[Draft]) -> str:
         if cap is not None
         else "现行价格政策允许的折扣上限：未知（不得提出任何具体折扣）"
     )
+    return facts
+
+
+def render_user_message(ev: EvidenceSet, drafts: list[Draft], texts: dict[str, str] | None = None) -> str:
+    """The prompt's data; ``texts`` (evidence id → trimmed text) limits and trims the items shown."""
     fired = [f"- {d.rule_id}：{d.title}" for d in drafts] or ["- （无）"]
+    shown = (
+        [(e, texts[e.id]) for e in ev.items.values() if e.id in texts]
+        if texts is not None
+        else [(e, e.text) for e in ev.items.values()]
+    )
     items = [
-        f'<item id="{e.id}" kind="{e.kind}" label="{_attr(e.label)}">\n{e.text}\n</item>'
-        for e in ev.items.values()
+        f'<item id="{e.id}" kind="{e.kind}" label="{_attr(e.label)}">\n{text}\n</item>' for e, text in shown
     ]
     return (
-        "<facts>\n" + "\n".join(facts) + "\n</facts>\n\n"
+        "<facts>\n" + "\n".join(_facts(ev)) + "\n</facts>\n\n"
         "<rules_fired>\n" + "\n".join(fired) + "\n</rules_fired>\n\n"
         "<evidence>\n" + "\n".join(items) + "\n</evidence>\n\n"
         "请给出该客户的下一步行动建议（JSON）。"
     )
 
 
-def parse_answer(raw: str, customer_id: str) -> list[Draft]:
-    """The model's JSON → drafts; ValueError when it is not the agreed shape."""
-    text = raw.strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
-    data = json.loads(text)
+def budgeted_texts(ev: EvidenceSet, drafts: list[Draft], context_tokens: int) -> dict[str, str]:
+    """Evidence id → the text shown, within the budget: items the fired rules cite come first, then
+    CRM records, memo segments and passages in their order."""
+    cited = {c.evidence_id for d in drafts for c in d.claims}
+    rank = {"crm": 1, "memo": 2, "kb": 3}
+    order = sorted(ev.items.values(), key=lambda e: (e.id not in cited, rank.get(e.kind, 4)))
+    fixed = render_user_message(ev, drafts, {})
+    overhead = estimate_tokens(prompt()) + estimate_tokens(fixed) + 30 * len(order) + 64
+    kept = fit([e.text for e in order], max(0, context_tokens - overhead - MAX_ANSWER_TOKENS))
+    return {e.id: text for e, text in zip(order, kept, strict=True) if text is not None}
+
+
+def suggestions_schema(ids: list[str]) -> OutputSchema:
+    citation = {
+        "type": "object",
+        "properties": {"evidence_id": {"type": "string", "enum": ids}, "phrase": {"type": "string"}},
+        "required": ["evidence_id"],
+    }
+    change = {
+        "type": "object",
+        "properties": {
+            "op": {"type": "string", "enum": list(CHANGE_OPS)},
+            "fields": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "string"} for k in ("title", "due", "notes", "stage", "opportunity_id")
+                },
+            },
+        },
+        "required": ["op", "fields"],
+    }
+    item = {
+        "type": "object",
+        "properties": {
+            "action_type": {"type": "string", "enum": list(ACTION_TYPES)},
+            "title": {"type": "string"},
+            "rationale": {"type": "string"},
+            "confidence": {"type": "number"},
+            "citations": {"type": "array", "minItems": 1, "maxItems": 3, "items": citation},
+            "proposed_change": {"anyOf": [change, {"type": "null"}]},
+        },
+        "required": ["action_type", "title", "rationale", "citations"],
+    }
+    return OutputSchema(
+        "next_steps",
+        {
+            "type": "object",
+            "properties": {"suggestions": {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": item}},
+            "required": ["suggestions"],
+        },
+    )
+
+
+def _claims(raw: Any) -> tuple[ClaimedCitation, ...]:
+    out = []
+    for c in raw if isinstance(raw, list) else []:
+        if isinstance(c, str):
+            out.append(ClaimedCitation(c.strip()))
+        elif isinstance(c, dict):
+            quote = c.get("quote")
+            out.append(
+                ClaimedCitation(
+                    str(c.get("evidence_id") or "").strip(),
+                    quote if isinstance(quote, str) else None,
+                    str(c.get("phrase") or "")[:80],
+                )
+            )
+    return tuple(out)
+
+
+def parse_answer(data: Any, customer_id: str) -> list[Draft]:
+    """The model's decoded JSON → drafts; ValueError when it is not the agreed shape."""
     items: Any = data.get("suggestions") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise ValueError("no suggestions list")
+        raise ValueError("缺少 suggestions 数组")
     drafts = []
     for item in items[:MAX_SUGGESTIONS]:
         if not isinstance(item, dict):
@@ -80,41 +164,62 @@ def parse_answer(raw: str, customer_id: str) -> list[Draft]:
             confidence = float(item.get("confidence") or 0.5)
         except (TypeError, ValueError):
             confidence = 0.5
-        claims = tuple(
-            ClaimedCitation(str(c.get("evidence_id", "")), str(c.get("quote", "")))
-            for c in item.get("citations") or []
-            if isinstance(c, dict)
-        )
         drafts.append(
             Draft(
                 action_type=action if action in ACTION_TYPES else "other",
                 title=title,
                 rationale=str(item.get("rationale") or ""),
                 confidence=confidence,
-                claims=claims,
+                claims=_claims(item.get("citations")),
                 proposed_change=clean_change(item.get("proposed_change"), customer_id),
                 rule_id="llm",
             )
         )
+    if items and not drafts:
+        raise ValueError("每条建议都需要非空的 title")
     return drafts
+
+
+def _span_for(ev: EvidenceSet):
+    """A claim cited without a usable phrase shows the item's best sentence (CRM records: the record)."""
+    return lambda e: e.text if e.kind == "crm" and len(e.text) <= 160 else pick_sentence(e.text)
 
 
 def plan_llm(ev: EvidenceSet, llm: ChatModel) -> PlanResult:
     rules = offline_drafts(ev)
+    customer_id = ev.facts.customer.id
+    texts = budgeted_texts(ev, rules, int(getattr(llm, "context_tokens", 4096)))
     try:
-        raw = llm.complete(prompt(), render_user_message(ev, rules), json_mode=True)
-        drafts = parse_answer(raw, ev.facts.customer.id)
-    except LLMError:
-        return finalize(rules, ev, mode="offline", note=NOTE_FAILED)
-    except (ValueError, TypeError, AttributeError):  # json.JSONDecodeError is a ValueError
-        logger.warning("llm suggestions unparseable for customer %s; offline fallback", ev.facts.customer.id)
-        return finalize(rules, ev, mode="offline", note=NOTE_MALFORMED)
-    result = finalize(drafts, ev, mode="llm")
+        drafts, repaired = ask_json(
+            llm,
+            path=SUGGEST,
+            system=prompt(),
+            user=render_user_message(ev, rules, texts),
+            schema=suggestions_schema(list(texts)),
+            parse=lambda data: parse_answer(data, customer_id),
+            max_tokens=MAX_ANSWER_TOKENS,
+        )
+    except StructuredFailure as exc:
+        logger.warning(
+            "llm suggestions for customer %s unusable (%s); offline fallback", customer_id, exc.reason
+        )
+        llm.record(SUGGEST, exc.reason)
+        return finalize(rules, ev, mode="offline", note=NOTES.get(exc.reason, NOTE_FAILED))
+    result = finalize(drafts, ev, mode="llm", fallback=_span_for(ev))
     if not result.suggestions:
-        fallback = finalize(rules, ev, mode="offline", note=NOTE_UNGROUNDED)
+        reason = (
+            "empty"
+            if not drafts
+            else "unsafe"
+            if result.unsafe and not result.dropped_citations
+            else "ungrounded"
+        )
+        llm.record(SUGGEST, reason)
+        fallback = finalize(rules, ev, mode="offline", note=NOTES[reason])
         fallback.dropped_citations += result.dropped_citations
         fallback.unsafe = result.unsafe + fallback.unsafe
         return fallback
+    llm.record(SUGGEST, "repaired" if repaired else "accepted")
     covered = {s.action_type for s in result.suggestions}
     extra = finalize([d for d in rules if d.action_type not in covered], ev, mode="offline")
     result.suggestions += extra.suggestions
@@ -124,7 +229,7 @@ def plan_llm(ev: EvidenceSet, llm: ChatModel) -> PlanResult:
     if result.dropped_citations or result.unsafe:
         logger.info(
             "llm plan for customer %s: %d citations dropped, %d unsafe suggestions dropped",
-            ev.facts.customer.id,
+            customer_id,
             result.dropped_citations,
             len(result.unsafe),
         )

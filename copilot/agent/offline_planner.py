@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.crm.base import STAGES, draft_fields, draft_for
-from copilot.agent.citations import validate
+from copilot.agent.citations import Evidence, validate
 from copilot.agent.drafting import Draft, pick_sentence
 from copilot.agent.evidence import EvidenceSet
 from copilot.agent.safety import looks_like_injection
@@ -124,14 +125,21 @@ def fingerprint(customer_id: str, action_type: str, citations: tuple[Citation, .
 
 
 def finalize(
-    drafts: list[Draft], ev: EvidenceSet, *, mode: str = "offline", note: str | None = None
+    drafts: list[Draft],
+    ev: EvidenceSet,
+    *,
+    mode: str = "offline",
+    note: str | None = None,
+    fallback: Callable[[Evidence], str] | None = None,
 ) -> PlanResult:
+    """Drafts → shown suggestions. ``fallback(evidence)`` is the quote of a claim cited by reference
+    without a usable phrase (``citations.validate``)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     result = PlanResult(suggestions=[], mode=mode, note=note)
     seen: set[str] = set()
     customer_id = ev.facts.customer.id
     for d in drafts:
-        citations, dropped = validate(d.claims, ev.items)
+        citations, dropped = validate(d.claims, ev.items, fallback=fallback)
         result.dropped_citations += len(dropped)
         if not citations:
             result.dropped_suggestions += 1

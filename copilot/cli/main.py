@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from copilot.cli import channels, evals, kb, models, rules, worker
+from copilot.cli import channels, evals, kb, llm, models, rules, worker
 from copilot.cli import suggest as suggest_cli
 from copilot.cli.common import emit_json, fail, services
 from copilot.cli.memo import memo as memo_command
@@ -21,6 +21,7 @@ app.add_typer(models.app, name="models", help="本地模型：检查与准备")
 app.add_typer(evals.app, name="eval", help="评测：检索、语音识别、下一步建议")
 app.add_typer(rules.app, name="rules", help="跟进规则：从制度文档起草、批准、列出、预览")
 app.add_typer(channels.app, name="channels", help="聊天渠道：钉钉 Stream 模式（无需公网 IP）")
+app.add_typer(llm.app, name="llm", help="可选的本地大模型引擎（extra .[local-llm]）：准备模型、启动服务")
 app.command("suggest")(suggest_cli.suggest)
 app.command("memo")(memo_command)
 app.command("worker")(worker.worker)

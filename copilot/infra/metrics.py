@@ -29,6 +29,36 @@ class AppMetrics:
         self.citations_dropped = Counter(
             "copilot_citations_dropped_total", "Citations dropped by the validator", registry=self.registry
         )
+        self.llm_answers = Counter(
+            "copilot_llm_answers_total",
+            "LLM answers by path (chat, suggest, extract) and outcome (accepted, repaired, fallback)",
+            ["path", "outcome"],
+            registry=self.registry,
+        )
+        self.llm_fallbacks = Counter(
+            "copilot_llm_fallbacks_total",
+            "LLM answers replaced by the offline path, by path and reason "
+            "(timeout, unavailable, refused, malformed, ungrounded, unsafe, empty)",
+            ["path", "reason"],
+            registry=self.registry,
+        )
+        self.llm_seconds = Histogram(
+            "copilot_llm_call_seconds",
+            "Time of each call to the LLM endpoint, by path",
+            ["path"],
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+
+    def llm_outcome(self, path: str, outcome: str) -> None:
+        if outcome in ("accepted", "repaired"):
+            self.llm_answers.labels(path, outcome).inc()
+        else:
+            self.llm_answers.labels(path, "fallback").inc()
+            self.llm_fallbacks.labels(path, outcome).inc()
+
+    def llm_call(self, path: str, seconds: float) -> None:
+        self.llm_seconds.labels(path).observe(seconds)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -159,7 +159,9 @@ def test_llm_failures_give_a_chinese_note_and_an_offline_answer(llm_services, st
 
 
 def test_llm_reply_that_is_not_the_json_schema_falls_back(llm_services, stub, client_for):
-    stub.enqueue("好的，我来回答：客户嫌贵就降价。")  # prose instead of JSON
+    stub.enqueue(
+        "好的，我来回答：客户嫌贵就降价。", "还是散文。"
+    )  # prose instead of JSON, twice (repair turn)
 
     body = _ask(llm_services, client_for)
 
@@ -177,6 +179,53 @@ def test_dropped_citations_are_counted_in_metrics(llm_services, stub, client_for
     metrics = client.get("/metrics").text
 
     assert "copilot_citations_dropped_total 1.0" in metrics
+
+
+def test_llm_answer_citing_by_reference_shows_verbatim_spans_numbered_in_the_text(
+    llm_services, stub, client_for
+):
+    def model(request):
+        ids = list(_evidence(request))
+        return {
+            "content": {
+                "answer": f"先认同客户的顾虑 [{ids[1]}]，再算三年总账 [{ids[0]}]。",
+                "citations": [{"evidence_id": ids[1], "phrase": "认同客户顾虑"}],  # ids[0]: only the marker
+            }
+        }
+
+    stub.handler = model
+    body = _ask(llm_services, client_for)
+
+    assert body["mode"] == "llm" and len(body["citations"]) == 2
+    assert body["answer"] == "先认同客户的顾虑 [1]，再算三年总账 [2]。"
+    _assert_citations_verifiable(llm_services, body["citations"])
+    schema = stub.requests[-1].json_schema
+    assert schema["properties"]["citations"]["items"]["properties"]["evidence_id"]["enum"][0] == "E1"
+
+
+def test_an_answer_offering_a_discount_its_evidence_does_not_state_falls_back(llm_services, stub, client_for):
+    stub.handler = lambda req: {"content": {"answer": "可以直接给 30% 的折扣 [E1]。", "citations": ["E1"]}}
+
+    body = _ask(llm_services, client_for)
+
+    assert body["mode"] == "offline" and "超出" in body["note"]
+    assert "30%" not in body["answer"]
+
+
+def test_a_repaired_answer_is_accepted_and_outcomes_are_counted_by_reason(llm_services, stub, client_for):
+    client = client_for(llm_services)
+    stub.enqueue("散文", {"content": {"answer": "先认同，再算总账 [E1]。", "citations": ["E1"]}})
+    assert _ask(llm_services, client_for)["mode"] == "llm"
+    stub.enqueue("散文", "还是散文")
+    assert _ask(llm_services, client_for)["mode"] == "offline"
+    stub.enqueue(Fault.hang(seconds=3))
+    assert "超时" in _ask(llm_services, client_for)["note"]
+
+    metrics = client.get("/metrics").text
+    assert 'copilot_llm_answers_total{outcome="repaired",path="chat"} 1.0' in metrics
+    assert 'copilot_llm_fallbacks_total{path="chat",reason="malformed"} 1.0' in metrics
+    assert 'copilot_llm_fallbacks_total{path="chat",reason="timeout"} 1.0' in metrics
+    assert 'copilot_llm_call_seconds_count{path="chat"}' in metrics
 
 
 def test_conversation_history_is_per_user(kb_services, client_for):

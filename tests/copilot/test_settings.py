@@ -58,3 +58,18 @@ def test_unknown_crm_name_lists_the_valid_ones(monkeypatch):
     monkeypatch.setenv("COPILOT_CRM", "zoho")
     with pytest.raises(ConfigError, match="不支持；可选：local"):
         _ = build_container().crm
+
+
+def test_llm_budgets_have_one_setting_each_and_background_paths_wait_longer(monkeypatch):
+    s = Settings()
+    assert s.llm.context_tokens == 4096 and s.llm.response_format == "auto"
+    assert s.llm.timeouts() == {"chat": 30.0, "suggest": 120.0, "extract": 120.0}
+
+    monkeypatch.setenv("COPILOT_LLM_TIMEOUT_S", "20")
+    monkeypatch.setenv("COPILOT_LLM_EXTRACT_TIMEOUT_S", "600")
+    monkeypatch.setenv("COPILOT_LLM_CHAT_TIMEOUT_S", "90")
+    monkeypatch.setenv("COPILOT_LLM_CONTEXT_TOKENS", "2048")
+    monkeypatch.setenv("COPILOT_LLM_RESPONSE_FORMAT", "json_object")
+    s = Settings()
+    assert s.llm.timeouts() == {"chat": 90.0, "suggest": 120.0, "extract": 600.0}
+    assert s.llm.context_tokens == 2048 and s.llm.response_format == "json_object"

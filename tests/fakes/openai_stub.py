@@ -13,6 +13,9 @@ answers HTTP 500 saying so. A reply is a ``str`` (the content), a ``dict`` with 
 or any JSON value, which is dumped: handy for ``response_format``), ``tool_calls`` (``name`` and
 ``arguments`` as a dict or a JSON string) and ``finish_reason``, or a ``Fault``. Every reply is
 served as a completion or, for ``stream: true``, as SSE chunks ending with ``data: [DONE]``.
+``response_formats`` names the ``response_format`` types the stub accepts (default: all), so a test can
+play an endpoint without JSON-schema support: any other type is refused with HTTP ``refuse_status``
+(400 as DeepSeek and older servers do; llama-cpp-python answers 500); ``StubRequest.response_format`` and ``.json_schema`` show what was asked.
 ``/v1/embeddings`` returns deterministic bag-of-characters vectors (see ``fake_embedding``);
 ``enqueue(fault, endpoint="embeddings")`` injects a fault there. Token counts are characters.
 """
@@ -107,6 +110,23 @@ class StubRequest:
         return list(self.body.get("messages", []))
 
     @property
+    def response_format(self) -> dict[str, Any] | None:
+        value = self.body.get("response_format")
+        return dict(value) if isinstance(value, Mapping) else None
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the request asked the answer to follow (``json_schema``, or llama.cpp's
+        ``json_object`` + ``schema``), else None."""
+        fmt = self.response_format or {}
+        schema = (
+            (fmt.get("json_schema") or {}).get("schema")
+            if fmt.get("type") == "json_schema"
+            else fmt.get("schema")
+        )
+        return dict(schema) if isinstance(schema, Mapping) else None
+
+    @property
     def last_user_message(self) -> str | None:
         for message in reversed(self.messages):
             if message.get("role") == "user":
@@ -146,8 +166,12 @@ class OpenAIStub:
         handler: Callable[[StubRequest], Reply | None] | None = None,
         models: tuple[str, ...] = ("gpt-4o-mini", "text-embedding-3-small"),
         embedding_dimensions: int = 32,
+        response_formats: tuple[str, ...] | None = None,
+        refuse_status: int = 400,
     ) -> None:
         self.handler = handler
+        self.response_formats = response_formats
+        self.refuse_status = refuse_status
         self.models = models
         self.embedding_dimensions = embedding_dimensions
         self.url: str | None = None
@@ -205,6 +229,16 @@ class OpenAIStub:
 
     async def _chat(self, request: Request) -> Response:
         body, stub_request = await self._record(request)
+        kind = (stub_request.response_format or {}).get("type")
+        if (
+            kind not in (None, "text")
+            and self.response_formats is not None
+            and kind not in self.response_formats
+        ):
+            allowed = ", ".join(["text", *self.response_formats])
+            return self._error(
+                self.refuse_status, f"response_format type must be one of {allowed}, but got: {kind}"
+            )
         with self._lock:
             reply = self._queues["chat"].popleft() if self._queues["chat"] else None
         if reply is None and self.handler is not None:

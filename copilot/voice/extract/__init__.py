@@ -26,11 +26,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from copilot.infra.llm.chat_model import EXTRACT, ChatModel
+from copilot.infra.llm.structured import StructuredFailure
 from copilot.voice.extract.lexicon import _SENTENCE_END
 from copilot.voice.extract.llm import (
     SYSTEM_PROMPT,
     ExtractionFailed,
-    _ChatModel,
+    llm_extract,
     llm_user_message,
     parse_llm_record,
 )
@@ -66,7 +68,8 @@ __all__ = [
     "CUSTOMER", "OBJECTION_TYPES", "REP", "SENTIMENTS", "STAGES", "SYSTEM_PROMPT", "CompetitorMention",
     "ContactMention", "CustomerMatch", "ExtractionContext", "ExtractionFailed", "Judgement", "KnownContact",
     "KnownCustomer", "Need", "NextStep", "Objection", "SourceRef", "Sources", "VisitRecord", "company_aliases",
-    "competitor_aliases", "extract_offline", "extract_visit", "llm_user_message", "locator", "parse_llm_record",
+    "competitor_aliases", "extract_offline", "extract_visit", "llm_extract", "llm_user_message", "locator",
+    "parse_llm_record",
     "script_segments",
 ]  # fmt: skip
 
@@ -76,28 +79,32 @@ def extract_visit(
     *,
     recorded_at: date | datetime,
     context: ExtractionContext | None = None,
-    llm: _ChatModel | None = None,
+    llm: ChatModel | None = None,
     embedder: Any = None,
 ) -> VisitRecord:
     """LLM extraction when a model is configured, validated; otherwise (or on any failure) offline.
-    ``embedder`` (optional) lets the offline extractor type objections its lexicons cannot."""
+    ``embedder`` (optional) lets the offline extractor type objections its lexicons cannot. How the
+    LLM path ended is counted (``llm.record``): accepted, repaired, or the reason for the fallback."""
     ctx = context or ExtractionContext()
     if llm is None or not segments:
         return extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
     try:
-        raw = llm.complete(SYSTEM_PROMPT, llm_user_message(segments, recorded_at, ctx), json_mode=True)
-        record = parse_llm_record(raw, segments, recorded_at=recorded_at, context=ctx)
-    except Exception as exc:  # LLMError, ExtractionFailed, anything the adapter raised
-        logger.warning("llm extraction failed (%s); using offline extractor", type(exc).__name__)
+        record, repaired = llm_extract(llm, segments, recorded_at=recorded_at, context=ctx)
+    except Exception as exc:  # StructuredFailure, anything else the adapter raised
+        reason = exc.reason if isinstance(exc, StructuredFailure) else "unavailable"
+        logger.warning("llm extraction failed (%s); using offline extractor", reason)
+        llm.record(EXTRACT, reason)
         offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
         return VisitRecord(**{**_fields(offline), "note": "大模型抽取失败，已改用离线规则抽取。"})
     empty = not (record.needs or record.objections or record.competitors or record.next_steps)
     if empty and any(s.text.strip() for s in segments):
         offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
         if offline.needs or offline.objections or offline.competitors or offline.next_steps:
+            llm.record(EXTRACT, "empty")
             return VisitRecord(
                 **{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"}
             )
+    llm.record(EXTRACT, "repaired" if repaired else "accepted")
     return record
 
 

@@ -86,3 +86,70 @@ def test_labels_are_chinese_and_name_the_span():
     )
     assert memo_locator(72.4, 91.0) == "01:12–01:31"
     assert memo_label("memo_17", "01:12–01:31") == "依据拜访录音 memo_17 01:12–01:31"
+
+
+# -- citations by reference: the model names the evidence, the code picks the verbatim span -----------
+
+from copilot.agent.citations import lead_quote, locate  # noqa: E402
+
+PASSAGE = (
+    "客户嫌贵时，先认同客户的感受，不要急于降价。"
+    "再用总拥有成本（TCO）算账：三年下来，断电本地存储省下的人工巡检费用就超过了差价。"
+    "最后给出同行业案例，请客户的财务一起评估。"
+)
+KB = {"E1": Evidence("E1", "kb", "ch1", "¶1", "a.md", "依据《价格异议》", PASSAGE)}
+
+
+def test_an_exact_phrase_is_shown_as_its_whole_sentence():
+    assert (
+        locate("总拥有成本", PASSAGE)
+        == "再用总拥有成本（TCO）算账：三年下来，断电本地存储省下的人工巡检费用就超过了差价。"
+    )
+
+
+def test_a_paraphrased_phrase_is_shown_as_the_best_aligned_sentence():
+    assert locate("先认同客户感受，别急着降价", PASSAGE) == "客户嫌贵时，先认同客户的感受，不要急于降价。"
+    assert locate("给同行业的案例让财务评估", PASSAGE) == "最后给出同行业案例，请客户的财务一起评估。"
+
+
+def test_a_phrase_that_aligns_with_nothing_falls_back_to_the_evidence_best_quote():
+    assert locate("直接打五折成交", PASSAGE) is None
+    kept, dropped = validate([ClaimedCitation("E1", phrase="直接打五折成交")], KB)
+    assert not dropped and kept[0].quote == lead_quote(PASSAGE) and kept[0].quote in PASSAGE
+
+
+def test_an_id_alone_cites_the_evidence_best_quote_and_a_caller_may_choose_it():
+    kept, _ = validate([ClaimedCitation("E1")], KB, fallback=lambda e: "不要急于降价")
+    assert kept[0].quote == "不要急于降价"
+    kept, _ = validate([ClaimedCitation("E1")], KB)
+    assert kept[0].quote == lead_quote(PASSAGE)
+
+
+def test_a_claimed_quote_is_still_checked_and_an_unknown_id_still_dropped():
+    kept, dropped = validate(
+        [
+            ClaimedCitation("E1", "我们承诺五折", phrase="总拥有成本"),
+            ClaimedCitation("E7", phrase="总拥有成本"),
+        ],
+        KB,
+    )
+    assert kept == [] and len(dropped) == 2
+
+
+def test_the_lead_quote_is_sentence_bounded_and_verbatim():
+    long = "第一句很短。" + "第二句" * 60 + "。第三句。"
+    assert lead_quote(long) == "第一句很短。"
+    assert lead_quote("一" * 400) == "一" * 160
+
+
+@given(zh_text, st.text(min_size=0, max_size=12), st.sampled_from(["kb", "crm", "memo"]))
+def test_a_citation_by_reference_always_shows_a_verbatim_span_of_its_evidence(text, phrase, kind):
+    ev = {"E1": Evidence("E1", kind, "r", "l", "s", "依据", text)}
+    kept, _ = validate([ClaimedCitation("E1", phrase=phrase)], ev)
+    for c in kept:
+        assert c.quote and c.quote in text
+
+
+def test_a_stub_sentence_is_shown_with_the_sentence_after_it():
+    row = "场景标签：价格异议。先认同客户的感受，再算三年总拥有成本。"
+    assert locate("场景标签：价格异议", row) == row

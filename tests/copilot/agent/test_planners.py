@@ -187,6 +187,54 @@ def test_an_instruction_following_answer_proposes_nothing_unsafe(world, stub):
     _shown_citations_verify(sg, result)
 
 
+def test_suggestions_citing_by_reference_show_verbatim_spans_picked_by_the_code(world, stub):
+    def model(request):
+        ev = _evidence(request)
+        crm_id = next(i for i, v in ev.items() if v[0] == "crm" and "商务谈判" in v[1])
+        kb_id = next(i for i, v in ev.items() if v[0] == "kb")
+        return _answer(
+            {"action_type": "involve_expert", "title": "请售前专家陪同拜访", "rationale": "谈判停滞，需要技术背书",
+             "citations": [{"evidence_id": crm_id, "phrase": "商务谈判阶段已经很久"}, {"evidence_id": kb_id}]},
+        )  # fmt: skip
+
+    stub.handler = model
+    sg = _llm_suggester(world, stub)
+    result = sg.plan_for_owner("c_a1", AS_OF)
+
+    assert result.mode == "llm" and result.dropped_citations == 0
+    llm_one = next(s for s in result.suggestions if s.title == "请售前专家陪同拜访")
+    assert [c.kind for c in llm_one.citations] == ["crm", "kb"]
+    _shown_citations_verify(sg, result)
+    schema = stub.requests[-1].json_schema
+    item = schema["properties"]["suggestions"]["items"]
+    assert "update_stage" in item["properties"]["action_type"]["enum"]
+    assert set(item["properties"]["citations"]["items"]["properties"]["evidence_id"]["enum"]) <= set(
+        _evidence(stub.requests[-1])
+    )
+
+
+def test_evidence_beyond_the_context_budget_is_trimmed_and_rule_evidence_kept(world, stub):
+    stub.handler = lambda request: _answer()
+    llm = OpenAICompatibleChat(base_url=stub.url, api_key="k", model="m", timeout_s=2, context_tokens=2200)
+    result = suggester(world, llm=llm).plan_for_owner("c_a1", AS_OF)
+
+    shown = _evidence(stub.requests[-1])
+    full = _evidence_count(world)
+    assert result.mode == "offline" and "没有给出建议" in result.note  # an empty list: offline, said so
+    assert 0 < len(shown) < full
+    assert any(kind == "crm" for kind, _ in shown.values())
+
+
+def _evidence_count(world):
+    with OpenAIStub.running() as big:
+        big.handler = lambda request: _answer()
+        llm = OpenAICompatibleChat(
+            base_url=big.url, api_key="k", model="m", timeout_s=2, context_tokens=100_000
+        )
+        suggester(world, llm=llm).plan_for_owner("c_a1", AS_OF)
+        return len(_evidence(big.requests[-1]))
+
+
 @pytest.mark.parametrize(
     "reply", [Fault.malformed(), Fault.server_error(), "这不是 JSON", {"content": {"answer": 1}}]
 )

@@ -196,7 +196,34 @@ def test_llm_answer_is_validated_and_keeps_its_segment_references(stub, llm):
     assert record["next_steps"][0]["due"] == "2026-11-16"
     sent = stub.requests[-1]
     assert "[S2]" in sent.last_user_message and "<transcript>" in sent.last_user_message
-    assert sent.body["response_format"] == {"type": "json_object"}
+    assert sent.body["response_format"]["type"] == "json_schema"
+    schema = sent.body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["objections"]["items"]["properties"]["type"]["enum"][0] == "价格"
+    assert sent.body["max_tokens"] > 0
+
+
+def test_an_answer_of_the_wrong_shape_gets_one_repair_turn_naming_the_error(stub, llm):
+    stub.enqueue({"content": {"needs": "不是列表"}}, {"content": GOOD_ANSWER})
+    record = extract_visit(SEGMENTS, recorded_at=RECORDED, context=context(), llm=llm).to_json()
+
+    assert record["mode"] == "llm" and record["objections"]
+    repair = stub.requests[-1].messages
+    assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"]
+    assert "needs 不是列表" in repair[-1]["content"]
+
+
+def test_fallback_reasons_are_recorded_per_path(stub):
+    seen = []
+    llm = OpenAICompatibleChat(
+        base_url=stub.url, api_key="sk-test", model="stub-model", timeout_s=5,
+        on_outcome=lambda path, outcome: seen.append((path, outcome)),
+    )  # fmt: skip
+    stub.enqueue("散文，不是 JSON", "还是散文")
+    extract_visit(SEGMENTS, recorded_at=RECORDED, context=context(), llm=llm)
+    stub.enqueue({"content": GOOD_ANSWER})
+    extract_visit(SEGMENTS, recorded_at=RECORDED, context=context(), llm=llm)
+
+    assert seen == [("extract", "malformed"), ("extract", "accepted")]
 
 
 def test_llm_items_citing_no_real_segment_or_naming_what_is_not_there_are_dropped(stub, llm):
@@ -225,7 +252,7 @@ def test_llm_items_citing_no_real_segment_or_naming_what_is_not_there_are_droppe
     ],
 )
 def test_unusable_llm_answers_fall_back_to_the_offline_extractor_with_a_note(stub, llm, reply):
-    stub.enqueue(reply, reply) if isinstance(reply, Fault) else stub.enqueue(reply)
+    stub.enqueue(reply, reply)  # the answer and the repair turn (a fault: the call and its retry)
     record = extract_visit(SEGMENTS, recorded_at=RECORDED, context=context(), llm=llm).to_json()
     assert record["mode"] == "offline"
     assert "离线" in record["note"]

@@ -309,6 +309,9 @@ class _Turn:
         hits = self.conv.search(self.user, self.message)
         if self.conv._llm is not None:
             answer = llm_answer(self.message, hits, self.conv._llm)
+            if answer.mode != "llm":  # the model failed: the colleague-style offline answer, with the reason
+                answer = replace(answers.knowledge_answer(self.message, hits, note=answer.note),
+                                 dropped_citations=answer.dropped_citations)  # fmt: skip
         else:
             answer = answers.knowledge_answer(self.message, hits)
         return self._answer(answer, intent, customer)

@@ -65,7 +65,7 @@ def upload(client, services, user, path: Path | None = None, *, data: bytes | No
 
 
 def finished(client, services, user, memo_id: str) -> dict:
-    assert services.jobs.wait_idle(timeout=120)
+    assert services.jobs.wait_idle(timeout=300)  # Whisper on 2 busy cores
     response = client.get(f"/api/memos/{memo_id}", headers=token_for(services, user))
     assert response.status_code == 200, response.text
     return response.json()

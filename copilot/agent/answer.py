@@ -17,7 +17,7 @@ from dataclasses import replace
 from importlib import resources
 from typing import Any
 
-from copilot.agent.citations import ClaimedCitation, Evidence, validate
+from copilot.agent.citations import ClaimedCitation, Evidence, supported_span, validate
 from copilot.agent.offline_planner import discount_mentions
 from copilot.agent.safety import looks_like_injection
 from copilot.domain import ChatAnswer, Citation
@@ -112,27 +112,33 @@ def evidence_block(evidence: list[Evidence], texts: dict[str, str] | None = None
     return "<evidence>\n" + "\n".join(parts) + "\n</evidence>"
 
 
+MAX_PHRASE_CHARS = 30
+
+
 def answer_schema(ids: list[str]) -> OutputSchema:
+    """Citations first, then the answer: a small model that has just picked its evidence writes an
+    answer from it instead of echoing the question; lengths bound what a grammar lets it generate."""
     return OutputSchema(
         "chat_answer",
         {
             "type": "object",
             "properties": {
-                "answer": {"type": "string"},
                 "citations": {
                     "type": "array",
+                    "minItems": 1,
                     "maxItems": MAX_CITATIONS,
                     "items": {
                         "type": "object",
                         "properties": {
                             "evidence_id": {"type": "string", "enum": ids},
-                            "phrase": {"type": "string"},
+                            "phrase": {"type": "string", "maxLength": MAX_PHRASE_CHARS},
                         },
-                        "required": ["evidence_id"],
+                        "required": ["evidence_id", "phrase"],
                     },
                 },
+                "answer": {"type": "string", "minLength": 20, "maxLength": 400},
             },
-            "required": ["answer", "citations"],
+            "required": ["citations", "answer"],
         },
     )
 
@@ -152,8 +158,8 @@ def parse_answer(data: Any, question: str = "") -> tuple[str, list[ClaimedCitati
         raise ValueError("answer 必须是非空字符串")
     if any(w in answer for w in _TEMPLATE_WORDS):
         raise ValueError("answer 照抄了格式说明，请根据资料写出真正的回答")
-    body = _MARKER.sub("", answer).replace(question.strip(), "").strip(" ，。？?！!")
-    if len(body) < MIN_ANSWER_CHARS:
+    body = _MARKER.sub("", answer).strip(" ，。？?！!")
+    if len(body) < MIN_ANSWER_CHARS and (not body or body in question or len(body) <= 2):
         raise ValueError("answer 太短或只是重复了问题，请根据资料回答")
     raw = data.get("citations") or []
     if not isinstance(raw, list):
@@ -178,6 +184,21 @@ def marker_claims(answer: str, known: set[str]) -> list[ClaimedCitation]:
     """``[E2]`` markers in the text cite by reference too (small models often cite only that way)."""
     ids = [i.strip() for m in _MARKER.finditer(answer) for i in re.split(r"[,，、]", m.group(1))]
     return [ClaimedCitation(i) for i in dict.fromkeys(ids) if i and i not in known]
+
+
+USED_SCORE = 0.8  # an uncited evidence sentence this much contained in the answer is cited too
+
+
+def used_claims(answer: str, evidence: list[Evidence], known: set[str]) -> list[ClaimedCitation]:
+    """Evidence the answer repeats (a sentence of it nearly word for word) but does not cite: cited by
+    reference to that sentence, so a rep sees where the words came from."""
+    out = []
+    for e in evidence:
+        if e.id not in known:
+            span = supported_span(answer, e.text, USED_SCORE)
+            if span:
+                out.append(ClaimedCitation(e.id, span))
+    return out
 
 
 def renumber(answer: str, order: dict[str, int]) -> str:
@@ -243,9 +264,14 @@ def llm_answer(question: str, hits: list[Hit], llm: ChatModel) -> ChatAnswer:
         logger.warning("llm answer unusable (%s); falling back to offline", exc.reason)
         return fallback(exc.reason if exc.reason in NOTES else "unavailable")
     claims += marker_claims(answer, {c.evidence_id for c in claims})
+    claims += used_claims(answer, evidence, {c.evidence_id for c in claims})
     by_id = {e.id: e for e in evidence}
     fields = {e.id: h.chunk.fields for e, h in zip(evidence_from_hits(hits), hits, strict=True)}
-    citations, dropped = validate(claims, by_id, fallback=lambda e: best_quote(e.text, fields.get(e.id)))
+
+    def quote_for(e: Evidence) -> str:  # cited without a phrase that locates: what the answer used
+        return supported_span(answer, e.text) or best_quote(e.text, fields.get(e.id))
+
+    citations, dropped = validate(claims, by_id, fallback=quote_for)
     if dropped:
         logger.info("dropped %d unverifiable citations", len(dropped))
     if not citations:

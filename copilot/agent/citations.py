@@ -264,3 +264,21 @@ def crm_label(customer_name: str, field: str, detail: str = "") -> str:
     """``依据CRM：华星电子·商机阶段（商务谈判，已52天）``."""
     what = CRM_FIELD_ZH.get(field, field)
     return f"依据CRM：{short_name(customer_name)}·{what}{f'（{detail}）' if detail else ''}"
+
+
+def supported_span(answer: str, text: str, min_score: float = MIN_ALIGNMENT) -> str | None:
+    """The sentence (or two) of ``text`` the ``answer`` uses most: the largest share of the span's own
+    characters and character pairs found in the answer (at least ``min_score``; ties → the longer
+    span). Verbatim; None when the answer uses no sentence of ``text`` that much."""
+    spans = sentences(text)
+    best: tuple[float, int, int, int] | None = None
+    windows = spans + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
+    for s, e in windows:
+        if e - s > MAX_SPAN_CHARS or len(_PUNCT.sub("", text[s:e])) < 8:
+            continue
+        cand = (alignment(text[s:e], answer), e - s, s, e)
+        if best is None or cand[:2] > best[:2]:
+            best = cand
+    if best is None or best[0] < min_score:
+        return None
+    return text[best[2] : best[3]]

@@ -24,7 +24,8 @@ from copilot.infra.llm.structured import StructuredFailure, ask_json
 
 logger = logging.getLogger(__name__)
 MAX_SUGGESTIONS = 6
-MAX_ANSWER_TOKENS = 1200
+MAX_ANSWER_TOKENS = 1000
+MAX_LLM_SUGGESTIONS = 4  # the schema bounds what the model writes; uncovered rules are added offline
 NOTE_FAILED = "大模型服务暂不可用，以下为离线规划的建议。"
 NOTE_TIMEOUT = "大模型服务暂不可用（响应超时），以下为离线规划的建议。"
 NOTE_MALFORMED = "大模型返回格式异常，以下为离线规划的建议。"
@@ -92,8 +93,11 @@ def budgeted_texts(ev: EvidenceSet, drafts: list[Draft], context_tokens: int) ->
 def suggestions_schema(ids: list[str]) -> OutputSchema:
     citation = {
         "type": "object",
-        "properties": {"evidence_id": {"type": "string", "enum": ids}, "phrase": {"type": "string"}},
-        "required": ["evidence_id"],
+        "properties": {
+            "evidence_id": {"type": "string", "enum": ids},
+            "phrase": {"type": "string", "maxLength": 30},
+        },
+        "required": ["evidence_id", "phrase"],
     }
     change = {
         "type": "object",
@@ -112,8 +116,8 @@ def suggestions_schema(ids: list[str]) -> OutputSchema:
         "type": "object",
         "properties": {
             "action_type": {"type": "string", "enum": list(ACTION_TYPES)},
-            "title": {"type": "string"},
-            "rationale": {"type": "string"},
+            "title": {"type": "string", "minLength": 4, "maxLength": 40},
+            "rationale": {"type": "string", "maxLength": 200},
             "confidence": {"type": "number"},
             "citations": {"type": "array", "minItems": 1, "maxItems": 3, "items": citation},
             "proposed_change": {"anyOf": [change, {"type": "null"}]},
@@ -124,7 +128,7 @@ def suggestions_schema(ids: list[str]) -> OutputSchema:
         "next_steps",
         {
             "type": "object",
-            "properties": {"suggestions": {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": item}},
+            "properties": {"suggestions": {"type": "array", "maxItems": MAX_LLM_SUGGESTIONS, "items": item}},
             "required": ["suggestions"],
         },
     )
@@ -147,8 +151,13 @@ def _claims(raw: Any) -> tuple[ClaimedCitation, ...]:
     return tuple(out)
 
 
+# Words of the prompt's format description: a suggestion made of them copied the format.
+_TEMPLATE_WORDS = ("建议标题", "你写的", "该编号资料", "一个短语")
+
+
 def parse_answer(data: Any, customer_id: str) -> list[Draft]:
-    """The model's decoded JSON → drafts; ValueError when it is not the agreed shape."""
+    """The model's decoded JSON → drafts; ValueError when it is not the agreed shape (the message goes
+    back to the model in the repair turn)."""
     items: Any = data.get("suggestions") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValueError("缺少 suggestions 数组")
@@ -159,6 +168,8 @@ def parse_answer(data: Any, customer_id: str) -> list[Draft]:
         title = str(item.get("title") or "").strip()
         if not title:
             continue
+        if any(w in f"{title}{item.get('rationale') or ''}" for w in _TEMPLATE_WORDS):
+            raise ValueError("title/rationale 照抄了格式说明，请根据资料写出具体建议")
         action = str(item.get("action_type") or "other")
         try:
             confidence = float(item.get("confidence") or 0.5)

@@ -153,3 +153,14 @@ def test_a_citation_by_reference_always_shows_a_verbatim_span_of_its_evidence(te
 def test_a_stub_sentence_is_shown_with_the_sentence_after_it():
     row = "场景标签：价格异议。先认同客户的感受，再算三年总拥有成本。"
     assert locate("场景标签：价格异议", row) == row
+
+
+def test_the_sentence_an_answer_uses_most_is_found_verbatim():
+    from copilot.agent.citations import supported_span
+
+    answer = "建议先和客户算三年总拥有成本，三年下来断电本地存储省下的巡检费用超过差价。"
+    assert (
+        supported_span(answer, PASSAGE)
+        == "再用总拥有成本（TCO）算账：三年下来，断电本地存储省下的人工巡检费用就超过了差价。"
+    )
+    assert supported_span("明天去拜访王总。", PASSAGE) is None

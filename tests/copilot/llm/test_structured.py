@@ -88,3 +88,14 @@ def test_a_second_bad_answer_is_malformed_and_call_failures_keep_their_reason():
         llm = Scripted("散文", LLMError("unavailable"))
         ask_json(llm, path="chat", system="s", user="u", schema=SCHEMA, parse=answer)
     assert down.value.reason == "unavailable"
+
+
+def test_chat_answers_that_echo_the_question_or_copy_the_format_are_sent_back():
+    from copilot.agent.answer import parse_answer
+
+    for answer in ("客户嫌贵怎么回？", "是", "回答正文，句末标注 [E1] 这样的编号"):
+        with pytest.raises(ValueError):
+            parse_answer({"answer": answer, "citations": []}, "客户嫌贵怎么回？")
+    assert (
+        parse_answer({"answer": "直接打五折。", "citations": ["E1"]}, "客户嫌贵怎么回？")[0] == "直接打五折。"
+    )

@@ -101,6 +101,6 @@ def summarize(visit: dict[str, Any], transcript: str | None, *, customer_name: s
         lines.append(f"客户态度：{visit['sentiment']['value']}")
     if draft:
         lines.append(
-            "已生成拜访记录草稿，可在销售副驾中确认写入 CRM；转写有误时可先在网页端修改转写（名称已按 CRM 自动校正）。"
+            "已生成拜访记录草稿，可在销售副驾中确认写入 CRM。转写有误时回复「更正：正确的内容」（名称已按 CRM 自动校正）。"
         )
     return "\n".join(lines)

@@ -12,6 +12,7 @@ What to answer is the conversation's decision; this module only routes: text →
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# 「更正：今天拜访了华星…」: the rep's corrected transcript of their latest voice memo
+CORRECTION = re.compile(r"^\s*更正\s*[：:]\s*(.+)$", re.S)
 JOB_BATCH = 16  # messages per worker job when a burst is accepted at once (one Redis job costs ~0.3 ms)
 
 
@@ -177,6 +180,8 @@ class ChannelRouter:
                 self.decisions.decide(channel, message, user, button.group(1), button.group(2))
             elif command is not None:
                 self.decisions.command(channel, message, user, command.group(1), int(command.group(2)))
+            elif message.kind == "text" and CORRECTION.match(message.text):
+                self.voice.correct(channel, message, user, CORRECTION.match(message.text).group(1))
             elif message.kind == "text":
                 self._answer_text(channel, message, user)
             elif message.kind == "voice":

@@ -90,6 +90,26 @@ class VoiceMemos:
                          type(exc).__name__, exc_info=not isinstance(exc, ChannelError))  # fmt: skip
             try_send(channel, message, FAILED)
 
+    def correct(self, channel: Channel, message: InboundMessage, user: User, text: str) -> None:
+        """「更正：…」: the rep's own transcript of their latest memo; the record and draft are made again."""
+        pipeline = self._memos()
+        memo_id = pipeline.repo.latest_of(user.id)
+        if memo_id is None:
+            send(channel, message, "没有找到可以更正的语音纪要。")
+            return
+        try:
+            view = pipeline.correct(user, memo_id, text=text)
+        except AppError as error:
+            send(channel, message, error.detail)
+            return
+        visit = dict(view.get("visit_record") or {})
+        visit.pop("suggestions", None)
+        send(
+            channel,
+            message,
+            "已按您的更正重新整理：\n" + summarize(visit, view["transcript"]["text"], draft=view["draft"]),
+        )
+
     def _matched_customer(self, visit: dict[str, Any], user: User) -> tuple[str, str] | None:
         """The customer the extractor matched, if the rep may see it."""
         found = visit.get("customer") or {}

@@ -72,6 +72,16 @@ class MemoRepo:
         with self.engine.begin() as conn:
             conn.execute(update(t.memos).where(t.memos.c.id == memo_id).values(**values))
 
+    def latest_of(self, user_id: str) -> str | None:
+        """The user's most recent memo (what 「更正：…」 in a chat refers to)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.memos.c.id)
+                .where(t.memos.c.user_id == user_id)
+                .order_by(t.memos.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+
     def pending_ids(self) -> list[str]:
         """Memos a previous process left queued or processing whose upload is on disk."""
         with self.engine.connect() as conn:

@@ -232,3 +232,25 @@ def test_dingtalk_voice_lists_suggestions_with_confirm_numbers(voice_services, d
         wait_jobs(voice_services)
     assert store.get(first).status == "applied"
     assert sorted(x[:3] for x in dingtalk_fake.replies()[-2:]) == ["已采纳", "该建议"]
+
+
+def test_the_rep_corrects_the_latest_memo_by_replying_with_the_right_text(
+    voice_services, wecom_fake, client_for
+):
+    client = client_for(voice_services)
+    _voice_to_cards(voice_services, wecom_fake, client)
+    summary = next(x for x in wecom_fake.texts() if x.startswith("拜访纪要"))
+    assert "回复「更正：" in summary  # the rep is told how
+
+    fixed = "今天见了华星的张总，对方担心交付周期太长，我周五前把排期表发过去。"
+    wecom_post(client, wecom_text_xml(f"更正：{fixed}", msg_id="7400000000000000001"))
+    wait_jobs(voice_services)
+
+    reply = wecom_fake.texts()[-1]
+    assert reply.startswith("已按您的更正重新整理") and "交付周期" in reply and "八五折" not in reply
+    with voice_services.engine.connect() as conn:
+        [memo] = conn.execute(
+            select(t.memos).where(t.memos.c.user_id == "rep_a", t.memos.c.id != "memo_1")
+        ).all()
+    assert memo.transcript == fixed and memo.visit_record["corrected_by_rep"] is True
+    assert memo.visit_record["transcript_as_heard"].startswith("今天见了华星的张总，对方说我们的报价太贵了")

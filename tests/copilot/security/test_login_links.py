@@ -86,8 +86,8 @@ def test_run_prints_login_links_with_codes(crm_services, monkeypatch):
 def test_serve_filters_query_strings_out_of_the_access_log(monkeypatch):
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(kw))
-    monkeypatch.setattr("copilot.api.app.create_app", lambda services: object())
-    assert runner.invoke(cli, ["serve"]).exit_code == 0
+    monkeypatch.setattr("copilot.api.app.create_app", lambda services, **kw: object())
+    assert runner.invoke(cli, ["serve", "--no-warm"]).exit_code == 0
     assert seen["log_config"]["loggers"]["uvicorn.access"]["filters"] == ["strip_query"]
 
 

@@ -89,7 +89,9 @@ def run(
         typer.echo(f"  {mark} {status['name']}：{status.get('path') or status.get('error')}")
         if not status["ok"]:
             fail(status["error"])
-    tokens = seed_if_empty(svc, progress=typer.echo)
+    from copilot.demo.dates import today_utc
+
+    tokens = seed_if_empty(svc, progress=typer.echo, today=today_utc())  # the demo's "today" is today
     base = f"http://{host}:{port}"
     typer.echo("\n销售副驾已就绪：" + base)
 

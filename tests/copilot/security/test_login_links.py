@@ -71,7 +71,7 @@ def test_run_prints_login_links_with_codes(crm_services, monkeypatch):
     monkeypatch.setattr(
         seed,
         "seed_if_empty",
-        lambda svc, progress: [{"user_id": "rep_a", "label": "演示销售", "token": token}],
+        lambda svc, progress, **kw: [{"user_id": "rep_a", "label": "演示销售", "token": token}],
     )
     monkeypatch.setattr(models_check, "check_models", lambda svc, load: [])
     monkeypatch.setattr(main, "serve", lambda host, port: None)

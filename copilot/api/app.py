@@ -108,6 +108,9 @@ def warm_in_background(services: Container) -> threading.Thread:
         try:
             for name in ("engine", "users", "web_sessions", "crm", "rules", "memo_repo", "suggester", "kb"):
                 getattr(services, name)
+            kb = services.loaded("kb")
+            if kb is not None:
+                kb.search("预热", k=1)  # loads the word segmenter's dictionary and the index pages
         except Exception as exc:  # the request that needs it reports the error
             logger.warning("warm-up stopped: %s", type(exc).__name__)
 

@@ -107,7 +107,7 @@ def test_kb_search_and_suggest_through_a_running_server_print_what_in_process_pr
         )
 
     with ProcessGroup(tmp_path / "logs") as procs:
-        api = procs.serve(env, timeout=180)
+        api = procs.serve(env, timeout=180, warm=True)
         run_file = home / local_server.RUN_FILE
         assert run_file.stat().st_mode & 0o777 == 0o600
         token = json.loads(run_file.read_text())["token"]

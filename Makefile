@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
@@ -18,8 +20,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make run PORT=8100` (or HOST=0.0.0.0) when port 8000 is taken or the service must be reachable.
 run: $(STAMP)
-	$(VENV)/bin/copilot run
+	$(VENV)/bin/copilot run --host $(HOST) --port $(PORT)
 
 # Scale-out tests (tests/scaleout: PostgreSQL, Redis, a Chroma server, `copilot worker` and `copilot serve`
 # processes) run in this same command; each skips with its reason (-rs) if a service is down.

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:  # FastAPI is imported by the handlers' installer: the CLI's errors do not need it
+    from fastapi import FastAPI, Request
 
 from connectors.crm.errors import CRMAuthError, CRMError, CRMUnavailable
 
@@ -139,6 +138,10 @@ def db_unavailable(exc: BaseException) -> bool:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     document_errors(app)
 
     @app.exception_handler(AppError)

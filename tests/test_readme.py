@@ -55,3 +55,19 @@ def test_every_env_var_in_the_readme_is_a_setting(monkeypatch):
         after = str(Settings().model_dump())
         read = after != before if name in switches else value in after
         assert read, f"{name} is documented but no setting reads it"
+
+
+def test_readme_links_work_in_a_plain_clone():
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "SECURITY.md", "copilot/demo/README.md", "tests/README.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        assert "../shared" not in text, f"{doc} points outside the repository"
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if not target.startswith(("http://", "https://", "mailto:")):
+                assert (root / doc).parent.joinpath(target).exists(), f"{doc}: broken link {target}"
+
+
+def test_readme_examples_capture_ids_instead_of_placeholders():
+    quick = README.split("## 5 分钟上手", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    assert "memo_…" not in quick.replace('"memo_…"', "") and "sg_…" not in quick and "2026-11-20" not in quick
+    assert "MEMO=$(" in quick and "SG=$(" in quick

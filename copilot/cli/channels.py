@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from connectors.channels.base import ChannelRejected
 from copilot.cli.common import fail, services
-from copilot.errors import AppError
 
 if TYPE_CHECKING:
     from connectors.channels.dingtalk_stream import DingTalkStream
@@ -105,6 +103,9 @@ def run_dingtalk_stream(services: Container, stream: DingTalkStream) -> None:
 @app.command("dingtalk-stream")
 def dingtalk_stream() -> None:
     """钉钉机器人 Stream 模式：主动连接钉钉，无需公网 IP 和回调地址（Ctrl-C 停止）。"""
+    from connectors.channels.base import ChannelRejected
+    from copilot.errors import AppError
+
     svc = services()
     try:
         stream = build_dingtalk_stream(svc)

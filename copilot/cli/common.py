@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from copilot.container import Container, build_container
+if TYPE_CHECKING:  # the container pulls in FastAPI, SQLAlchemy…: only commands that need it pay for it
+    from copilot.container import Container
 
 _services: dict[str, Container] = {}
 
@@ -16,6 +17,8 @@ _services: dict[str, Container] = {}
 def services() -> Container:
     """The CLI's composition root: one Container per process, built from the environment."""
     if "s" not in _services:
+        from copilot.container import build_container
+
         _services["s"] = build_container()
     return _services["s"]
 
@@ -27,3 +30,14 @@ def emit_json(data: Any) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"错误：{message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def server_report(path: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The report of a running `copilot serve` of this home (copilot.cli.local_server), or None: then
+    the command builds it in-process. A refusal by the server ends the command with its message."""
+    from copilot.cli.local_server import ServerError, ask
+
+    try:
+        return ask(path, params)
+    except ServerError as exc:
+        fail(exc.detail)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from copilot.cli.common import emit_json, fail, services
+from copilot.cli.common import emit_json, fail, server_report, services
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -46,22 +46,22 @@ def search(
     user: Annotated[str | None, typer.Option("--user", help="按该用户的可见范围检索")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
 ) -> None:
-    """检索知识库，返回带出处的片段。"""
-    from copilot.features.kb_views import hit_json
+    """检索知识库，返回带出处的片段（有同一数据目录的服务在运行时由它回答，无需加载模型）。"""
+    data = server_report("kb/search", {"q": query, "k": k, "user": user})
+    if data is None:
+        from copilot.errors import AppError
+        from copilot.features.cli_reports import kb_search_report
 
-    svc = services()
-    visible = None
-    if user:
-        u = svc.users.get(user)
-        if u is None:
-            fail(f"用户 {user} 不存在")
-        visible = svc.users.visible_teams(u)
-    hits = svc.kb.search(query, k=k, visible_teams=visible)
+        svc = services()
+        try:
+            data = kb_search_report(svc.kb, svc.users, query, k=k, user_id=user)
+        except AppError as exc:
+            fail(exc.detail)
     if as_json:
-        emit_json({"query": query, "results": [hit_json(h) for h in hits]})
+        emit_json(data)
         return
-    if not hits:
+    if not data["results"]:
         typer.echo("没有找到相关内容。")
-    for i, h in enumerate(hits, start=1):
-        typer.secho(f"{i}. {h.label}  (score {h.score:.3f})", bold=True)
-        typer.echo(f"   {h.chunk.text[:200]}")
+    for i, h in enumerate(data["results"], start=1):
+        typer.secho(f"{i}. {h['label']}  (score {h['score']:.3f})", bold=True)
+        typer.echo(f"   {h['text'][:200]}")

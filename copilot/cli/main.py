@@ -41,20 +41,35 @@ def serve(
         int, typer.Option("--workers", "-w", min=1, max=64, help="API 进程数（多核或高并发回调时加大）")
     ] = 1,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="逐条请求日志")] = True,
+    warm: Annotated[
+        bool,
+        typer.Option("--warm/--no-warm", help="启动后在后台加载向量模型与知识库（首个检索/建议无需等待）"),
+    ] = True,
 ) -> None:
     """启动 Web/API 服务（默认 http://127.0.0.1:8000）。"""
+    import os
+
     import uvicorn
 
     from copilot.api.access_log import log_config  # request lines without query strings (credentials)
+    from copilot.api.app import LOCAL_CLI_HASH_ENV, create_app, warm_in_background
+    from copilot.api.routes.local_cli import token_sha256
+    from copilot.cli import local_server
 
-    if workers > 1:  # each process builds its own services from the environment
-        uvicorn.run("copilot.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", access_log=access_log, log_config=log_config())  # fmt: skip
-        return
-    from copilot.api.app import create_app
-
-    uvicorn.run(create_app(services()), host=host, port=port, log_level="info", access_log=access_log,
-                log_config=log_config())  # fmt: skip
+    # The CLI of this home asks this server (kb search, suggest) instead of loading the models itself.
+    token = local_server.new_token()
+    digest = token_sha256(token)
+    with local_server.advertised(local_server.client_url(host, port), token):
+        if workers > 1:  # each process builds its own services from the environment
+            os.environ[LOCAL_CLI_HASH_ENV] = digest  # inherited by the worker processes
+            uvicorn.run("copilot.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level="info", access_log=access_log, log_config=log_config())  # fmt: skip
+            return
+        svc = services()
+        if warm:
+            warm_in_background(svc)
+        uvicorn.run(create_app(svc, local_cli_token_sha256=digest), host=host, port=port, log_level="info",
+                    access_log=access_log, log_config=log_config())  # fmt: skip
 
 
 @app.command()
@@ -74,7 +89,9 @@ def run(
         typer.echo(f"  {mark} {status['name']}：{status.get('path') or status.get('error')}")
         if not status["ok"]:
             fail(status["error"])
-    tokens = seed_if_empty(svc, progress=typer.echo)
+    from copilot.demo.dates import today_utc
+
+    tokens = seed_if_empty(svc, progress=typer.echo, today=today_utc())  # the demo's "today" is today
     base = f"http://{host}:{port}"
     typer.echo("\n销售副驾已就绪：" + base)
 

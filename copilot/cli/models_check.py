@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from copilot.container import Container
+if TYPE_CHECKING:
+    from copilot.container import Container
 
 
 def _embedding_status(services: Container, load: bool) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from copilot.cli.common import emit_json, fail, services
+from copilot.cli.common import emit_json, fail, server_report, services
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="输出一个 JSON 文档")]
 
@@ -24,43 +24,28 @@ def suggest(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """为客户生成下一步行动建议（每条建议附可核验的依据）。"""
-    from copilot.errors import AppError
-    from copilot.features.suggestions.suggester import parse_as_of
+    """为客户生成下一步行动建议（每条建议附可核验的依据；有同一数据目录的服务在运行时由它回答）。"""
+    data = server_report("suggest", {"customer": customer, "as_of": as_of})
+    if data is None:
+        from copilot.errors import AppError
+        from copilot.features.cli_reports import suggest_report
 
-    sg = _suggester()
-    try:
-        day = parse_as_of(as_of)
-        snapshot = sg.crm.get_customer(customer)
-        if snapshot is None:
-            fail(f"客户 {customer} 不存在")
-        owner = sg.users.get(snapshot.owner_user_id) if snapshot.owner_user_id else None
-        if owner is not None:  # logged as the owner's suggestions, so the ids work in the API
-            result = sg.for_customer(owner, customer, as_of=day, channel="cli")
-        else:
-            result = sg.plan(snapshot, day, teams=set())
-    except AppError as exc:
-        fail(exc.detail)
-    data: dict[str, Any] = {
-        "customer_id": customer,
-        "as_of": day.isoformat(),
-        "mode": result.mode,
-        "suggestions": [s.to_json() for s in result.suggestions],
-    }
-    if result.note:
-        data["note"] = result.note
+        try:
+            data = suggest_report(_suggester(), customer, as_of)
+        except AppError as exc:
+            fail(exc.detail)
     if as_json:
         emit_json(data)
         return
-    if result.note:
-        typer.secho(result.note, fg=typer.colors.YELLOW)
-    if not result.suggestions:
-        typer.echo(f"{customer}：截至 {day} 暂无需要跟进的事项。")
-    for i, s in enumerate(result.suggestions, start=1):
-        typer.echo(f"{i}. [{s.action_type}] {s.title}（置信度 {s.confidence:.2f}）")
-        typer.echo(f"   {s.rationale}")
-        for c in s.citations:
-            typer.echo(f"   —— {c.label}：「{c.quote}」")
+    if data.get("note"):
+        typer.secho(data["note"], fg=typer.colors.YELLOW)
+    if not data["suggestions"]:
+        typer.echo(f"{customer}：截至 {data['as_of']} 暂无需要跟进的事项。")
+    for i, s in enumerate(data["suggestions"], start=1):
+        typer.echo(f"{i}. [{s['action_type']}] {s['title']}（置信度 {s['confidence']:.2f}）")
+        typer.echo(f"   {s['rationale']}")
+        for c in s["citations"]:
+            typer.echo(f"   —— {c['label']}：「{c['quote']}」")
 
 
 def eval_suggest(

@@ -9,9 +9,7 @@ from urllib.parse import urlparse
 import typer
 
 from copilot.cli.common import emit_json, fail
-from copilot.infra.jobs.port import JOB_NICENESS, lower_priority
-from copilot.infra.jobs.redis_queue import DEFAULT_LEASE_S, DEFAULT_QUEUE
-from copilot.settings import Settings
+from copilot.infra.jobs.port import DEFAULT_LEASE_S, DEFAULT_QUEUE, JOB_NICENESS, lower_priority
 
 NO_REDIS = (
     "未设置 COPILOT_REDIS_URL：默认情况下任务在服务进程内运行，无需启动 copilot worker。"
@@ -43,6 +41,7 @@ def worker(
     from redis.exceptions import RedisError
 
     from copilot.infra.jobs.redis_queue import RedisJobQueue
+    from copilot.settings import Settings
     from copilot.worker.run import run_workers
 
     settings = Settings()

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from copilot.container import Container
+from copilot.demo.dates import DEMO_TODAY, shift_dates
 from copilot.features.crm_import import CRMImporter
 
 DEMO_DIR = Path(__file__).parent
 DEMO_LOGINS = (("u_rep_li", "演示销售"), ("u_mgr_chen", "演示经理"))
 
 
-def seed_if_empty(services: Container, *, progress: Callable[[str], None] = lambda _m: None) -> list[dict]:
-    """Import the demo CRM and knowledge base when the database has no users; return demo logins."""
+def seed_if_empty(
+    services: Container, *, progress: Callable[[str], None] = lambda _m: None, today: date | None = None
+) -> list[dict]:
+    """Import the demo CRM and knowledge base when the database has no users; return demo logins.
+
+    ``today``: move the demo's dates so that its "today" (2026-11-20) is this day (`copilot run` passes
+    the real today); None keeps the dates as written (evals, benches and tests use 2026-11-20)."""
     tokens_file = services.settings.home / "demo_logins.json"
     if services.users.count() == 0:
         progress("首次启动：导入演示 CRM 数据…")
-        CRMImporter(services.engine, services.local_crm, services.users).import_file(DEMO_DIR / "crm.json")
+        data = json.loads((DEMO_DIR / "crm.json").read_text(encoding="utf-8"))
+        if today is not None and today != DEMO_TODAY:
+            data = shift_dates(data, today=today)
+            progress(f"  演示数据的日期已按今天（{today}）平移 {(today - DEMO_TODAY).days} 天")
+        CRMImporter(services.engine, services.local_crm, services.users).import_data(data)
         progress("首次启动：导入演示知识库（首次需构建向量，约 1 分钟）…")
         report = services.kb.ingest([DEMO_DIR / "kb"])
         data = report.to_json() if hasattr(report, "to_json") else report

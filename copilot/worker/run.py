@@ -11,7 +11,8 @@ import os
 import threading
 from typing import Any
 
-from copilot.infra.jobs.redis_queue import DEFAULT_LEASE_S, DEFAULT_QUEUE, connect
+from copilot.infra.jobs.port import DEFAULT_LEASE_S, DEFAULT_QUEUE
+from copilot.infra.jobs.redis_queue import connect
 
 logger = logging.getLogger(__name__)
 

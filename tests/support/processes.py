@@ -106,10 +106,13 @@ class ProcessGroup:
         self.started.append(started)
         return started
 
-    def serve(self, env: dict[str, str], *, timeout: float = 60.0) -> CopilotProcess:
-        """`copilot serve` on a free port; returns once GET /healthz answers (200, or 503 when degraded)."""
+    def serve(self, env: dict[str, str], *, timeout: float = 60.0, warm: bool = False) -> CopilotProcess:
+        """`copilot serve` on a free port; returns once GET /healthz answers (200, or 503 when degraded).
+        ``warm``: let it load the models in the background at start (as `make run` does); off by default
+        so that reliability tests do not spend the shared cores on models they never use."""
         port = free_port()
-        api = self.start(env, "serve", "--host", "127.0.0.1", "--port", str(port), name=f"serve-{port}")
+        args = ("--host", "127.0.0.1", "--port", str(port), *(() if warm else ("--no-warm",)))
+        api = self.start(env, "serve", *args, name=f"serve-{port}")
         api.url = f"http://127.0.0.1:{port}"
 
         def up() -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -31,13 +32,29 @@ router = APIRouter(tags=["adoption"])
 OUTCOME_FILTERS = ("adopted", "accepted", "edited", "dismissed", "ignored", "pending", "applied")
 
 
+_ZH_DATE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*$")
+
+
 def _date(value: str | None, name: str) -> date | None:
+    """2026-11-20, as well as 2026年11月20日, 2026/11/20 and 2026.11.20 (the dashboard's text inputs)."""
     if not value:
         return None
     try:
+        if m := _ZH_DATE.match(value):
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         return date.fromisoformat(value[:10])
     except ValueError as exc:
-        raise AppError("validation_error", f"{name} 日期格式应为 YYYY-MM-DD：{value}") from exc
+        raise AppError(
+            "validation_error", f"{name} 日期格式应为 YYYY-MM-DD 或 2026年11月20日：{value}"
+        ) from exc
+
+
+def zh_date(value: str | None) -> str:
+    """``2026-11-20`` → ``2026年11月20日`` (how the dashboard shows a chosen day)."""
+    if not value:
+        return ""
+    day = date.fromisoformat(value[:10])
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def filters_from(
@@ -228,5 +245,6 @@ def dashboard(request: Request, user: MaybeUser, services: ServicesDep, q: Filte
             "exports": EXPORTS,
             "qs": qs,
             "week_end": week_end,
+            "zh_date": zh_date,
         },
     )

@@ -162,6 +162,7 @@ class AdoptionService:
         records.sort(key=lambda r: r.shown_at or now, reverse=True)
         records = records[:limit]
         user_names, _ = self._names()
+        snaps, _ = self._snapshots(records)  # names for people; the id stays for scripts (CRM down: ids)
         notes = self.annotations.for_suggestions({r.id for r in records})
         rows = []
         for r in records:
@@ -173,6 +174,7 @@ class AdoptionService:
                     "rep_name": user_names.get(r.user_id, r.user_id),
                     "team_id": r.team_id,
                     "customer_id": r.customer_id,
+                    "customer_name": snap.name if (snap := snaps.get(r.customer_id)) else r.customer_id,
                     "action_type": r.action_type,
                     "action_label": ACTION_LABELS.get(r.action_type, r.action_type),
                     "title": r.title,

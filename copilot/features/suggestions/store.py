@@ -46,8 +46,18 @@ def row_to_suggestion(row: Any) -> Suggestion:
         citations=tuple(_citation(c) for c in row.citations or []),
         proposed_change=ProposedChange(change["op"], dict(change.get("fields") or {})) if change else None,
         status=row.status,
-        created_at=created.isoformat() if hasattr(created, "isoformat") else str(created),
+        created_at=_iso(created),
     )
+
+
+def _iso(moment: Any) -> str:
+    """As a new suggestion shows it (``2026-12-07T09:57:49+00:00``), whether the database kept the time
+    zone (PostgreSQL) or not (SQLite returns a naive UTC time with microseconds)."""
+    if not isinstance(moment, datetime):
+        return str(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="seconds")
 
 
 def _change_json(change: ProposedChange | None) -> dict[str, Any] | None:

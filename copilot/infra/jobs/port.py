@@ -51,6 +51,8 @@ def runs_remotely(queue: object) -> bool:
 # after 5 s) however many answers are being computed. Raising a job's nice value costs nothing when the
 # machine is idle.
 JOB_NICENESS = 10
+DEFAULT_QUEUE = "copilot"  # the Redis queue (COPILOT_REDIS_QUEUE)
+DEFAULT_LEASE_S = 60  # a job whose worker stopped beating for this long is retried elsewhere
 
 
 def lower_priority(increment: int = JOB_NICENESS, *, thread_only: bool = False) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from copilot.errors import AppError
 from copilot.infra.jobs.inprocess import InProcessJobQueue
-from copilot.infra.jobs.port import Task, TaskRunner
+from copilot.infra.jobs.port import DEFAULT_QUEUE, Task, TaskRunner
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "copilot"
-DEFAULT_LEASE_S = 60
 # The function a `copilot worker` runs a named task with (imported by name there, never here).
 DEFAULT_ENTRY = "copilot.worker.tasks.run_task"
 DONE_STATES = frozenset({"finished", "failed", "canceled", "stopped"})

@@ -107,7 +107,7 @@
       var tr = el("tr", { "data-id": row.id });
       tr.appendChild(el("td", {}, (row.shown_at || "").slice(0, 16).replace("T", " ")));
       tr.appendChild(el("td", {}, row.rep_name));
-      tr.appendChild(el("td", {}, row.customer_id));
+      tr.appendChild(el("td", { title: row.customer_id }, row.customer_name || row.customer_id));
       tr.appendChild(el("td", {}, row.action_label));
       var main = el("td");
       main.appendChild(el("div", { "class": "title" }, row.title));

@@ -162,3 +162,27 @@ def test_manager_annotations_show_in_metrics_and_eval_export(client, log_service
     assert [s["id"] for s in drill["suggestions"]] == ["sg_3"]
     assert drill["suggestions"][0]["annotations"][0]["note"] == "引用了旧价格"
     assert drill["suggestions"][0]["citations"][1]["source"] == "talk/b.md"
+
+
+def test_drill_down_names_the_customers(client, log_services):
+    rows = get(client, log_services, "mgr_a", "/api/adoption/suggestions").json()["suggestions"]
+    names = {r["customer_id"]: r["customer_name"] for r in rows}
+    assert names["c_a1"] == "华星电子"  # from the CRM; an unknown customer keeps its id
+    assert all(r["customer_name"] for r in rows)
+    script = client.get("/static/dashboard.js").text
+    assert "row.customer_name || row.customer_id" in script
+
+
+def test_dashboard_dates_are_chinese_and_accept_chinese_input(client, log_services):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=6)
+    zh = f"{start.year}年{start.month}月{start.day}日"
+    api = get(client, log_services, "admin", "/api/adoption", **{"from": zh, "to": today.isoformat()})
+    assert api.status_code == 200 and api.json()["shown"] == 3
+    assert get(client, log_services, "admin", "/api/adoption", **{"from": "2026/11/01"}).status_code == 200
+
+    html = get(client, log_services, "mgr_a", "/dashboard", **{"from": zh}).text
+    assert 'name="from" inputmode="numeric"' in html and f'value="{zh}"' in html
+    assert 'type="date"' not in html  # the browser's locale would show 11/01/2026

@@ -71,7 +71,7 @@ def test_run_prints_login_links_with_codes(crm_services, monkeypatch):
     monkeypatch.setattr(
         seed,
         "seed_if_empty",
-        lambda svc, progress: [{"user_id": "rep_a", "label": "演示销售", "token": token}],
+        lambda svc, progress, **kw: [{"user_id": "rep_a", "label": "演示销售", "token": token}],
     )
     monkeypatch.setattr(models_check, "check_models", lambda svc, load: [])
     monkeypatch.setattr(main, "serve", lambda host, port: None)
@@ -86,8 +86,8 @@ def test_run_prints_login_links_with_codes(crm_services, monkeypatch):
 def test_serve_filters_query_strings_out_of_the_access_log(monkeypatch):
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(kw))
-    monkeypatch.setattr("copilot.api.app.create_app", lambda services: object())
-    assert runner.invoke(cli, ["serve"]).exit_code == 0
+    monkeypatch.setattr("copilot.api.app.create_app", lambda services, **kw: object())
+    assert runner.invoke(cli, ["serve", "--no-warm"]).exit_code == 0
     assert seen["log_config"]["loggers"]["uvicorn.access"]["filters"] == ["strip_query"]
 
 

@@ -22,21 +22,22 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, insert, select
 
 from connectors.crm.base import CRM, CustomerSnapshot
-from copilot.agent.answer import llm_answer
+from copilot.agent.answer import NOTES, llm_answer
 from copilot.agent.citations import short_name
 from copilot.agent.facts import customer_facts
 from copilot.agent.linker import Entity, EntityLinker, Match
 from copilot.agent.safety import looks_like_injection
 from copilot.domain import ChatAnswer, User
 from copilot.errors import AppError
-from copilot.features.chat import answers
+from copilot.features.chat import answers, tool_loop
 from copilot.features.chat.commands import crm_change, describe, parse_command
 from copilot.features.chat.intents import Intent, bare, classify
 from copilot.features.chat.state import ConversationStore, State
+from copilot.features.chat.tools import ToolBox
 from copilot.features.writeback.apply import apply_change
 from copilot.identity.access import customer_for, customers_for
 from copilot.identity.users import UserDirectory
-from copilot.infra.llm.chat_model import ChatModel
+from copilot.infra.llm.chat_model import CHAT, ChatModel
 from copilot.storage import tables as t
 from copilot.voice.extract.dates import resolve_due
 
@@ -84,7 +85,11 @@ class Conversation:
         on_dropped: Callable[[int], None] | None = None,
         on_failed: Callable[[dict[str, Any]], None] | None = None,
         idle_minutes: float = 120,
+        tools: bool = True,
+        max_tool_rounds: int = tool_loop.MAX_ROUNDS,
     ) -> None:
+        self._max_tool_rounds = max_tool_rounds
+        self._tools_ok = tools  # False once the endpoint refused ``tools``: single-shot answers from then on
         self._on_dropped = on_dropped
         self._on_failed = on_failed
         self._suggester_factory = suggester
@@ -99,7 +104,9 @@ class Conversation:
 
     # -- one turn ----------------------------------------------------------------------------------
     def reply(self, user: User, message: str, *, customer_id: str | None = None, conversation_id: str | None = None,
-              channel_key: str | None = None, as_of: str | date | None = None) -> ChatAnswer:  # fmt: skip
+              channel_key: str | None = None, as_of: str | date | None = None,
+              on_delta: Callable[[str], None] | None = None) -> ChatAnswer:  # fmt: skip
+        """One turn; ``on_delta`` receives the answer's text as a model streams it (LLM turns only)."""
         message = (message or "").strip()
         if not message:
             raise AppError("validation_error", "消息内容不能为空。")
@@ -112,6 +119,7 @@ class Conversation:
         day = _day(as_of)
         state = self.store.open(user.id, conversation_id=conversation_id, channel_key=channel_key)
         turn = _Turn(self, user, state, message, day)
+        turn.on_delta = on_delta
         if customer_id:
             state.focus_customer_id = customer_id
             turn.picked = customer_id
@@ -196,6 +204,7 @@ class _Turn:
     def __init__(self, conv: Conversation, user: User, state: State, message: str, day: date) -> None:
         self.conv, self.user, self.state, self.message, self.day = conv, user, state, message, day
         self.picked: str | None = None  # chosen by the picker (customer_id in the request)
+        self.on_delta: Callable[[str], None] | None = None
         self.linker, self.names = conv.linker(user)
 
     def run(self) -> ChatAnswer:
@@ -297,6 +306,32 @@ class _Turn:
 
     # -- answers -------------------------------------------------------------------------------------
     def _respond(self, intent: Intent, customer: str | None) -> ChatAnswer:
+        llm = self.conv._llm
+        if (
+            intent.name in _TOOL_INTENTS
+            and self.conv._tools_ok
+            and callable(getattr(llm, "chat_tools", None))
+        ):
+            try:
+                return self._with_tools(intent, customer)
+            except tool_loop.ToolLoopFailed as exc:
+                logger.info("tool-calling answer failed (%s); answering without tools", exc.reason)
+                llm.record(tool_loop.PATH, exc.reason)  # type: ignore[union-attr]
+                if exc.reason == "tools_unsupported":
+                    self.conv._tools_ok = False
+                elif exc.reason != "no_tool_calls":
+                    return self._without_tools(
+                        intent, customer, offline_note=NOTES.get(exc.reason, NOTES["unavailable"])
+                    )
+        return self._without_tools(intent, customer)
+
+    def _without_tools(
+        self, intent: Intent, customer: str | None, offline_note: str | None = None
+    ) -> ChatAnswer:
+        if offline_note is not None and intent.name not in ("command", "customer_status", "next_steps"):
+            hits = self.conv.search(self.user, self.message)
+            answer = answers.knowledge_answer(self.message, hits, note=offline_note)
+            return self._answer(answer, Intent("ask_knowledge"), customer)
         if intent.name == "command":
             return self._command(intent, customer)
         if intent.name == "customer_status" and customer:
@@ -306,6 +341,53 @@ class _Turn:
         return self._knowledge(
             intent if intent.name == "ask_knowledge" else Intent("ask_knowledge"), customer
         )
+
+    # -- with tools: the model looks things up and may propose a change; the code checks the answer ---
+    def _with_tools(self, intent: Intent, customer: str | None) -> ChatAnswer:
+        llm = self.conv._llm
+        memos = self.conv.suggester().memos if self.conv.suggester() is not None else None
+
+        def snapshot(cid: str) -> CustomerSnapshot | None:
+            try:
+                return self.conv.snapshot(self.user, cid)
+            except AppError:
+                return None  # unknown and not visible: the same answer
+
+        def resolve(text: str) -> str | None:
+            if text in self.names:
+                return text
+            ids = list(dict.fromkeys(m.id for m in self.linker.resolve(text)))
+            return ids[0] if len(ids) == 1 else None
+
+        def suggestions(cid: str) -> list[Any]:
+            plan = self._plan(cid)
+            return list(plan.suggestions) if plan else []
+
+        box = ToolBox(search=lambda q: self.conv.search(self.user, q), snapshot=snapshot, resolve=resolve,
+                      facts=lambda snap: customer_facts(snap, memos.done_memos(snap.id) if memos else [], self.day),
+                      suggestions=suggestions, day=self.day, user_id=self.user.id)  # fmt: skip
+        context = f"今天是 {self.day.isoformat()}（周{'一二三四五六日'[self.day.weekday()]}）。"
+        if customer:
+            context += f"当前讨论的客户：{self.names.get(customer, customer)}（{customer}）。"
+        if intent.name == "command":
+            context += "销售在请求一项 CRM 变更：请用 propose_change 提出，等待销售确认。"
+        timeout = getattr(llm, "timeout_for", lambda _p: 30.0)(CHAT)
+        result = tool_loop.run(llm, message=self.message, context=context,
+                               history=tool_loop.history_messages(self.state.turns), toolbox=box,
+                               timeout_s=timeout, needs_citations=intent.name != "command",
+                               max_rounds=self.conv._max_tool_rounds, on_delta=self.on_delta)  # fmt: skip
+        llm.record(tool_loop.PATH, "accepted")  # type: ignore[union-attr]
+        text, change = result.text, box.proposed
+        if change is not None:
+            self.state.pending = change
+            self.state.focus_customer_id = customer = change["customer_id"]
+            line = f"将{describe(change, short_name(self.names.get(customer, customer)))}。回复「确认」写入 CRM，回复「算了」取消。"
+            text = f"{text}\n\n{line}" if text else line
+        if box.shown_suggestions:
+            self.state.suggestion_ids = [s.id for s in box.shown_suggestions]
+        answer = ChatAnswer(text, result.citations, tuple(box.shown_suggestions), mode="llm",
+                            dropped_citations=result.dropped)  # fmt: skip
+        return self._answer(answer, intent, customer, proposed_change=change)
 
     def _knowledge(self, intent: Intent, customer: str | None) -> ChatAnswer:
         hits = self.conv.search(self.user, self.message)
@@ -450,6 +532,9 @@ class _Turn:
         return replace(
             answer, intent=intent.name, customer_id=customer, proposed_change=proposed_change, clarify=clarify
         )
+
+
+_TOOL_INTENTS = ("ask_knowledge", "customer_status", "next_steps", "command")
 
 
 def _public(ask: dict[str, Any]) -> dict[str, Any]:

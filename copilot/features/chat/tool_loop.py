@@ -185,15 +185,23 @@ def drop_write_claims(text: str) -> str:
 
 class _MarkerStripper:
     """Streams text on, holding back a possible ``[E1]`` marker until it is known (markers are
-    renumbered in the final reply, so they are not shown while streaming)."""
+    renumbered in the final reply, so they are not shown while streaming); a JSON answer is not
+    streamed at all."""
 
     _MARK = re.compile(r"[\[【]\s*E\d+(?:\s*[,，、]\s*E\d+)*\s*[\]】]")
 
     def __init__(self, out: Callable[[str], None]) -> None:
         self._out = out
         self._held = ""
+        self._started = False
+        self._json = False  # an answer written as JSON is not streamed: the final reply carries it
 
     def __call__(self, piece: str) -> None:
+        if not self._started and piece.strip():
+            self._started = True
+            self._json = piece.lstrip().startswith("{")
+        if self._json:
+            return
         text = self._MARK.sub("", self._held + piece)
         cut = max(text.rfind("["), text.rfind("【"))
         if cut >= 0 and len(text) - cut <= 16 and not re.search(r"[\]】]", text[cut:]):
@@ -204,6 +212,7 @@ class _MarkerStripper:
             self._out(text)
 
     def flush(self) -> None:
+        self._started = self._json = False  # the next round starts afresh
         if self._held:
             held, self._held = self._held, ""
             self._out(self._MARK.sub("", held))

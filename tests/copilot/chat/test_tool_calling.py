@@ -164,6 +164,28 @@ def test_another_teams_and_made_up_customer_ids_get_the_same_result_that_names_n
     assert _writes(services) == before
 
 
+def test_search_kb_runs_as_the_rep_and_never_returns_another_teams_documents(services, stub, client_for):
+    seen: dict[str, list[str]] = {}
+
+    def model(request):
+        results = _tool_results(request)
+        if not results:
+            return _call("search_kb", query="海拓物联的传感器寿命怎么对比")
+        seen[request.messages[1]["content"]] = [r["label"] for r in results[0]["results"]]
+        eid = results[0]["results"][0]["evidence_id"]
+        return f"对比时先讲寿命数据 [{eid}]。"
+
+    stub.handler = model
+    client = client_for(services)
+    _chat(client, services, "海拓物联的传感器寿命怎么对比？", user="rep_a")
+    rep_a = next(iter(seen.values()))
+    seen.clear()
+    _chat(client, services, "海拓物联的传感器寿命怎么对比？", user="rep_b")
+    rep_b = next(iter(seen.values()))
+    assert not any("乙组竞品打法" in label for label in rep_a)
+    assert any("乙组竞品打法" in label for label in rep_b)
+
+
 # -- the model can only propose ----------------------------------------------------------------------
 
 
@@ -175,7 +197,8 @@ def test_a_model_claiming_it_wrote_to_the_crm_writes_nothing_until_the_rep_confi
         if not results:
             return {"tool_calls": [
                 {"name": "propose_change", "arguments": {"op": "create_task", "customer": "c_a1",
-                                                         "title": "把三年TCO测算发给张总", "due": "下周三"}},
+                                                         "title": "把三年TCO测算发给张总", "due": "下周三",
+                                                         "status": "applied"}},  # ignored: always pending
                 {"name": "apply_change", "arguments": {"id": "pc_x"}},  # no such tool: it cannot write
                 {"name": "create_task", "arguments": {"customer": "c_a1", "title": "偷偷建的任务"}},
             ]}  # fmt: skip

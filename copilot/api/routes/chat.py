@@ -47,7 +47,23 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-@router.post("/chat/stream", response_class=StreamingResponse)
+_EVENT = {  # one server-sent event: ``data`` is the JSON of {"text"}, the /api/chat reply, or the error
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["delta", "final", "error"]},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+_STREAM_DOC = {
+    200: {
+        "description": "event: delta {text} …, then event: final (the /api/chat reply) or event: error",
+        "content": {"text/event-stream": {"schema": _EVENT}},
+    }
+}
+
+
+@router.post("/chat/stream", response_class=StreamingResponse, responses=_STREAM_DOC)
 async def chat_stream(body: ChatRequest, user: UserDep, conversation: ConversationDep, request: Request):
     """The same turn as ``POST /api/chat``, as ``text/event-stream``: ``delta`` events (``{"text"}``) as the
     answer is written, then one ``final`` event with the full reply (citations validated), or ``error``.

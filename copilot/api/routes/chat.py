@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -73,7 +74,8 @@ async def chat_stream(body: ChatRequest, user: UserDep, conversation: Conversati
     streamed = threading.Event()
 
     def put(kind: str, value: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        with contextlib.suppress(RuntimeError):  # the loop has closed (shutting down): nobody is listening
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
     def on_delta(text: str) -> None:
         streamed.set()
@@ -117,7 +119,7 @@ async def chat_stream(body: ChatRequest, user: UserDep, conversation: Conversati
                 return
             kind, value = await queue.get()
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}  # nginx: do not buffer the events
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 

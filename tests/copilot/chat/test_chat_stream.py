@@ -22,6 +22,7 @@ REPLY_KEYS = {"conversation_id", "answer", "citations", "suggestions", "intent",
 def _events(response) -> list[tuple[str, dict]]:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-store"
     out = []
     for block in response.text.split("\n\n"):
         if not block.strip():

@@ -5,6 +5,10 @@ homophone or typo, through a contact, or carried over: 「他们」) among the c
 classify the intent → answer (knowledge with citations, a customer briefing, its next steps, a proposed
 CRM change, a confirmation that writes through the idempotent outbox) → save the state.
 
+With an LLM, knowledge, customer and command turns are first answered by the model calling tools
+(``tool_turn``: search_kb, get_customer, list_suggestions, propose_change, run as the user); if that
+fails the turn is answered as without tools (single-shot LLM answer, then offline).
+
 Nothing is written to the CRM until the rep confirms; confirming twice writes once. A customer the
 user may not see is never matched, so it is never confirmed, described or said to exist.
 """
@@ -29,15 +33,14 @@ from copilot.agent.linker import Entity, EntityLinker, Match
 from copilot.agent.safety import looks_like_injection
 from copilot.domain import ChatAnswer, User
 from copilot.errors import AppError
-from copilot.features.chat import answers, tool_loop
+from copilot.features.chat import answers, tool_loop, tool_turn
 from copilot.features.chat.commands import crm_change, describe, parse_command
 from copilot.features.chat.intents import Intent, bare, classify
 from copilot.features.chat.state import ConversationStore, State
-from copilot.features.chat.tools import ToolBox
 from copilot.features.writeback.apply import apply_change
 from copilot.identity.access import customer_for, customers_for
 from copilot.identity.users import UserDirectory
-from copilot.infra.llm.chat_model import CHAT, ChatModel
+from copilot.infra.llm.chat_model import ChatModel
 from copilot.storage import tables as t
 from copilot.voice.extract.dates import resolve_due
 
@@ -342,52 +345,11 @@ class _Turn:
             intent if intent.name == "ask_knowledge" else Intent("ask_knowledge"), customer
         )
 
-    # -- with tools: the model looks things up and may propose a change; the code checks the answer ---
     def _with_tools(self, intent: Intent, customer: str | None) -> ChatAnswer:
-        llm = self.conv._llm
-        memos = self.conv.suggester().memos if self.conv.suggester() is not None else None
-
-        def snapshot(cid: str) -> CustomerSnapshot | None:
-            try:
-                return self.conv.snapshot(self.user, cid)
-            except AppError:
-                return None  # unknown and not visible: the same answer
-
-        def resolve(text: str) -> str | None:
-            if text in self.names:
-                return text
-            ids = list(dict.fromkeys(m.id for m in self.linker.resolve(text)))
-            return ids[0] if len(ids) == 1 else None
-
-        def suggestions(cid: str) -> list[Any]:
-            plan = self._plan(cid)
-            return list(plan.suggestions) if plan else []
-
-        box = ToolBox(search=lambda q: self.conv.search(self.user, q), snapshot=snapshot, resolve=resolve,
-                      facts=lambda snap: customer_facts(snap, memos.done_memos(snap.id) if memos else [], self.day),
-                      suggestions=suggestions, day=self.day, user_id=self.user.id)  # fmt: skip
-        context = f"今天是 {self.day.isoformat()}（周{'一二三四五六日'[self.day.weekday()]}）。"
-        if customer:
-            context += f"当前讨论的客户：{self.names.get(customer, customer)}（{customer}）。"
-        if intent.name == "command":
-            context += "销售在请求一项 CRM 变更：请用 propose_change 提出，等待销售确认。"
-        timeout = getattr(llm, "timeout_for", lambda _p: 30.0)(CHAT)
-        result = tool_loop.run(llm, message=self.message, context=context,
-                               history=tool_loop.history_messages(self.state.turns), toolbox=box,
-                               timeout_s=timeout, needs_citations=intent.name != "command",
-                               max_rounds=self.conv._max_tool_rounds, on_delta=self.on_delta)  # fmt: skip
-        llm.record(tool_loop.PATH, "accepted")  # type: ignore[union-attr]
-        text, change = result.text, box.proposed
-        if change is not None:
-            self.state.pending = change
-            self.state.focus_customer_id = customer = change["customer_id"]
-            line = f"将{describe(change, short_name(self.names.get(customer, customer)))}。回复「确认」写入 CRM，回复「算了」取消。"
-            text = f"{text}\n\n{line}" if text else line
-        if box.shown_suggestions:
-            self.state.suggestion_ids = [s.id for s in box.shown_suggestions]
-        answer = ChatAnswer(text, result.citations, tuple(box.shown_suggestions), mode="llm",
-                            dropped_citations=result.dropped)  # fmt: skip
-        return self._answer(answer, intent, customer, proposed_change=change)
+        answer, change = tool_turn.answer(self, intent.name, customer)
+        return self._answer(
+            answer, intent, change["customer_id"] if change else customer, proposed_change=change
+        )
 
     def _knowledge(self, intent: Intent, customer: str | None) -> ChatAnswer:
         hits = self.conv.search(self.user, self.message)

@@ -31,6 +31,8 @@ from copilot.agent.answer import (
     used_claims,
 )
 from copilot.agent.citations import ClaimedCitation, Evidence, supported_span, validate
+from copilot.agent.offline_planner import discount_mentions
+from copilot.agent.safety import looks_like_injection
 from copilot.domain import Citation
 from copilot.features.chat.tools import TOOLS, ToolBox
 from copilot.infra.llm.budget import estimate_tokens, fit
@@ -95,7 +97,7 @@ def run(
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt()}, *history,
                                       {"role": "user", "content": user}]  # fmt: skip
     toolbox.result_tokens = _result_budget(llm, messages, max_rounds)
-    stripper = _MarkerStripper(on_delta) if on_delta is not None else None
+    stripper = StreamFilter(on_delta) if on_delta is not None else None
     for _round in range(max_rounds):
         remaining = deadline - time.monotonic()
         if remaining < 0.3:
@@ -183,16 +185,18 @@ def drop_write_claims(text: str) -> str:
     return "".join(kept).strip()
 
 
-class _MarkerStripper:
-    """Streams text on, holding back a possible ``[E1]`` marker until it is known (markers are
-    renumbered in the final reply, so they are not shown while streaming); a JSON answer is not
+class StreamFilter:
+    """What of a model's text may be shown while it is written: whole clauses, without ``[E1]`` markers
+    (renumbered in the final reply), and never a clause claiming a CRM write, offering a discount or
+    reading like an instruction (the final reply, checked, shows what survives). A JSON answer is not
     streamed at all."""
 
     _MARK = re.compile(r"[\[【]\s*E\d+(?:\s*[,，、]\s*E\d+)*\s*[\]】]")
+    _CLAUSE = re.compile(r"[^，,。！？!?；;：:\n]*[，,。！？!?；;：:\n]|[^，,。！？!?；;：:\n]+$")
 
     def __init__(self, out: Callable[[str], None]) -> None:
         self._out = out
-        self._held = ""
+        self._buf = ""
         self._started = False
         self._json = False  # an answer written as JSON is not streamed: the final reply carries it
 
@@ -202,17 +206,26 @@ class _MarkerStripper:
             self._json = piece.lstrip().startswith("{")
         if self._json:
             return
-        text = self._MARK.sub("", self._held + piece)
-        cut = max(text.rfind("["), text.rfind("【"))
-        if cut >= 0 and len(text) - cut <= 16 and not re.search(r"[\]】]", text[cut:]):
-            text, self._held = text[:cut], text[cut:]
-        else:
-            self._held = ""
-        if text:
-            self._out(text)
+        self._buf = self._MARK.sub("", self._buf + piece)
+        hold = len(self._buf)
+        cut = max(self._buf.rfind("["), self._buf.rfind("【"))
+        if cut >= 0 and hold - cut <= 16 and not re.search(r"[\]】]", self._buf[cut:]):
+            hold = cut  # maybe the start of a marker: wait for the rest
+        ends = [m.end() for m in re.finditer(r"[，,。！？!?；;：:\n]", self._buf[:hold])]
+        if ends:
+            ready, self._buf = self._buf[: ends[-1]], self._buf[ends[-1] :]
+            self._emit(ready)
 
     def flush(self) -> None:
-        self._started = self._json = False  # the next round starts afresh
-        if self._held:
-            held, self._held = self._held, ""
-            self._out(self._MARK.sub("", held))
+        """The end of one model round: what is left, and a fresh start for the next round."""
+        rest, self._buf = self._MARK.sub("", self._buf), ""
+        if rest and not self._json:
+            self._emit(rest)
+        self._started = self._json = False
+
+    def _emit(self, text: str) -> None:
+        for clause in self._CLAUSE.findall(text):
+            if clause and not (
+                _WRITE_CLAIM.search(clause) or discount_mentions(clause) or looks_like_injection(clause)
+            ):
+                self._out(clause)

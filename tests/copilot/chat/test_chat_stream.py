@@ -139,7 +139,8 @@ def test_model_text_streams_as_it_is_written_and_the_final_reply_is_validated(ll
         if not evidence:
             return {"tool_calls": [{"name": "search_kb", "arguments": {"query": "价格异议"}}]}
         first = next(iter(evidence))
-        return f"先认同客户的顾虑，再帮他算三年总拥有成本 [{first}]。必要时请主管一起拜访 [E77]。"
+        return (f"先认同客户的顾虑，再帮他算三年总拥有成本 [{first}]，讲清维护与停机成本；"
+                "必要时请主管一起拜访 [E77]。已为您创建跟进任务。")  # fmt: skip
 
     stub.handler = model
     events = _events(_stream(client_for(llm_services), llm_services, "客户嫌贵怎么回？"))
@@ -147,8 +148,12 @@ def test_model_text_streams_as_it_is_written_and_the_final_reply_is_validated(ll
     deltas = [d["text"] for n, d in events if n == "delta"]
     final = events[-1][1]
     assert events[-1][0] == "final" and final["mode"] == "llm"
-    assert len(deltas) >= 5  # the stub writes 4 characters a chunk: streamed, not sent at the end
-    assert "[E" not in "".join(deltas) and "先认同客户的顾虑" in "".join(deltas)
+    assert deltas[:3] == [
+        "先认同客户的顾虑，",
+        "再帮他算三年总拥有成本 ，",
+        "讲清维护与停机成本；",
+    ]  # clause by clause
+    assert "[E" not in "".join(deltas) and "已为您创建" not in "".join(deltas)  # never shown, even briefly
     assert "[1]" in final["answer"] and "E77" not in final["answer"]
     _verifiable(llm_services, final["citations"])
     assert all(r.body.get("stream") is True for r in stub.requests)

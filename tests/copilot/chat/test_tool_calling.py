@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from connectors.crm import local_schema as crm_t
 from copilot.container import build_container
-from copilot.features.chat.tool_loop import _MarkerStripper, drop_write_claims, history_messages
+from copilot.features.chat.tool_loop import StreamFilter, drop_write_claims, history_messages
 from copilot.features.crm_import import CRMImporter
 from copilot.settings import Settings
 from copilot.storage import tables as t
@@ -322,13 +322,32 @@ def test_sentences_claiming_a_crm_write_are_removed():
     assert drop_write_claims("这个任务已完成吗？可以回复确认。") == "这个任务已完成吗？可以回复确认。"
 
 
-def test_streamed_text_never_shows_evidence_markers():
+def test_streamed_text_is_whole_clauses_without_markers_write_claims_or_discounts():
     out: list[str] = []
-    strip = _MarkerStripper(out.append)
-    for piece in ["先认同", "客户 [", "E1", "]。再算", "总账【E2, E3】", "。[注"]:
-        strip(piece)
-    strip.flush()
-    assert "".join(out) == "先认同客户 。再算总账。[注"
+    stream = StreamFilter(out.append)
+    for piece in [
+        "先认同",
+        "客户 [",
+        "E1",
+        "]，再算",
+        "总账【E2, E3】。已为您",
+        "创建任务。可以打五",
+        "折。[注",
+    ]:
+        stream(piece)
+    assert out == ["先认同客户 ，", "再算总账。"]  # nothing shown before its clause ends
+    stream.flush()
+    assert "".join(out) == "先认同客户 ，再算总账。[注"
+
+
+def test_an_answer_written_as_json_is_not_streamed():
+    out: list[str] = []
+    stream = StreamFilter(out.append)
+    for piece in ['{"answer": "先认同，', '再算总账。"}']:
+        stream(piece)
+    stream.flush()
+    stream("下一轮，")  # a new round starts afresh
+    assert out == ["下一轮，"]
 
 
 def test_history_keeps_the_newest_turns_within_the_budget():

@@ -93,6 +93,7 @@ class Conversation:
     ) -> None:
         self._max_tool_rounds = max_tool_rounds
         self._tools_ok = tools  # False once the endpoint refused ``tools``: single-shot answers from then on
+        self._ignored_tools = 0  # consecutive turns the model answered without calling a tool
         self._on_dropped = on_dropped
         self._on_failed = on_failed
         self._suggester_factory = suggester
@@ -316,11 +317,17 @@ class _Turn:
             and callable(getattr(llm, "chat_tools", None))
         ):
             try:
-                return self._with_tools(intent, customer)
+                answer = self._with_tools(intent, customer)
+                self.conv._ignored_tools = 0
+                return answer
             except tool_loop.ToolLoopFailed as exc:
                 logger.info("tool-calling answer failed (%s); answering without tools", exc.reason)
                 llm.record(tool_loop.PATH, exc.reason)  # type: ignore[union-attr]
-                if exc.reason == "tools_unsupported":
+                self.conv._ignored_tools = (
+                    self.conv._ignored_tools + 1 if exc.reason == "no_tool_calls" else 0
+                )
+                if exc.reason == "tools_unsupported" or self.conv._ignored_tools >= IGNORED_TOOLS_LIMIT:
+                    logger.info("not offering tools to this endpoint any more (%s)", exc.reason)
                     self.conv._tools_ok = False
                 elif exc.reason != "no_tool_calls":
                     return self._without_tools(
@@ -497,6 +504,9 @@ class _Turn:
 
 
 _TOOL_INTENTS = ("ask_knowledge", "customer_status", "next_steps", "command")
+IGNORED_TOOLS_LIMIT = (
+    3  # an endpoint whose model never calls a tool (it ignores ``tools``): stop offering them
+)
 
 
 def _public(ask: dict[str, Any]) -> dict[str, Any]:

@@ -263,6 +263,26 @@ def test_an_endpoint_rejecting_tools_gets_the_single_shot_answer_and_the_fallbac
     assert _metric(client, "copilot_llm_fallbacks_total", path="chat_tools", reason="tools_unsupported") == 1
 
 
+def test_an_endpoint_that_ignores_tools_is_no_longer_offered_them_after_three_turns(
+    services, stub, client_for
+):
+    item = re.compile(r'<item id="(E\d+)"[^>]*>')
+
+    def model(request):  # never calls a tool; answers the single-shot JSON when evidence is in the prompt
+        ids = item.findall(request.last_user_message or "")
+        if not ids:
+            return "客户嫌贵时，先认同再算账。"
+        return {"content": {"answer": f"先认同客户，再算总账 [{ids[0]}]。", "citations": [ids[0]]}}
+
+    stub.handler = model
+    client = client_for(services)
+    for _ in range(4):
+        assert _chat(client, services, "客户嫌贵怎么回？")["mode"] == "llm"
+    offered = ["tools" in r.body for r in stub.requests]
+    assert offered == [True, False, True, False, True, False, False]
+    assert _metric(client, "copilot_llm_fallbacks_total", path="chat_tools", reason="no_tool_calls") == 3
+
+
 def test_a_model_that_only_calls_tools_is_stopped_after_the_round_limit_and_answered_offline(
     services, stub, client_for
 ):

@@ -199,6 +199,7 @@ class StreamFilter:
         self._buf = ""
         self._started = False
         self._json = False  # an answer written as JSON is not streamed: the final reply carries it
+        self._muted = False
 
     def __call__(self, piece: str) -> None:
         if not self._started and piece.strip():
@@ -206,11 +207,19 @@ class StreamFilter:
             self._json = piece.lstrip().startswith("{")
         if self._json:
             return
+        if self._muted:
+            return
         self._buf = self._MARK.sub("", self._buf + piece)
+        call = self._buf.find("<tool_call>")
+        if call >= 0:  # a tool call written as text: never shown
+            self._buf, self._muted = self._buf[:call], True
         hold = len(self._buf)
+        angle = self._buf.rfind("<")
+        if angle >= 0 and "<tool_call>".startswith(self._buf[angle:]):
+            hold = angle  # maybe the start of a tool call written as text
         cut = max(self._buf.rfind("["), self._buf.rfind("【"))
-        if cut >= 0 and hold - cut <= 16 and not re.search(r"[\]】]", self._buf[cut:]):
-            hold = cut  # maybe the start of a marker: wait for the rest
+        if cut >= 0 and len(self._buf) - cut <= 16 and not re.search(r"[\]】]", self._buf[cut:]):
+            hold = min(hold, cut)  # maybe the start of a marker: wait for the rest
         ends = [m.end() for m in re.finditer(r"[，,。！？!?；;：:\n]", self._buf[:hold])]
         if ends:
             ready, self._buf = self._buf[: ends[-1]], self._buf[ends[-1] :]
@@ -221,7 +230,7 @@ class StreamFilter:
         rest, self._buf = self._MARK.sub("", self._buf), ""
         if rest and not self._json:
             self._emit(rest)
-        self._started = self._json = False
+        self._started = self._json = self._muted = False
 
     def _emit(self, text: str) -> None:
         for clause in self._CLAUSE.findall(text):

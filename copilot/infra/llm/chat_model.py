@@ -18,7 +18,9 @@ for the life of the adapter.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -365,6 +367,39 @@ def chat_with_tools(
         llm._timed(path, start)
 
 
+_TEXT_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+
+
+def text_tool_calls(content: str) -> tuple[str, tuple[ToolCall, ...]]:
+    """Tool calls a model wrote as text (Qwen/Hermes ``<tool_call>{"name","arguments"}</tool_call>``, as
+    llama.cpp servers without a tool parser return them) → (the rest of the text, the calls)."""
+    calls = []
+    for i, m in enumerate(_TEXT_CALL.finditer(content)):
+        try:
+            data = json.loads(m.group(1))
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            args = data.get("arguments", {})
+            calls.append(
+                ToolCall(
+                    f"call_text_{i}",
+                    data["name"],
+                    args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
+                )
+            )
+    if not calls:
+        return content, ()
+    return _TEXT_CALL.sub("", content).strip(), tuple(calls)
+
+
+def _with_text_calls(turn: ToolTurn) -> ToolTurn:
+    if turn.tool_calls or "<tool_call>" not in turn.content:
+        return turn
+    content, calls = text_tool_calls(turn.content)
+    return ToolTurn(content, calls)
+
+
 def _tool_turn(completion: Any) -> ToolTurn:
     try:
         message = completion.choices[0].message
@@ -375,7 +410,7 @@ def _tool_turn(completion: Any) -> ToolTurn:
         for i, c in enumerate(message.tool_calls or ())
         if getattr(c, "function", None) is not None
     )
-    return ToolTurn(message.content or "", calls)
+    return _with_text_calls(ToolTurn(message.content or "", calls))
 
 
 def _gather(stream: Any, on_delta: Callable[[str], None], *, deadline: float) -> ToolTurn:
@@ -401,4 +436,4 @@ def _gather(stream: Any, on_delta: Callable[[str], None], *, deadline: float) ->
     tool_calls = tuple(
         ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"]) for i, c in sorted(calls.items())
     )
-    return ToolTurn("".join(text), tool_calls)
+    return _with_text_calls(ToolTurn("".join(text), tool_calls))

@@ -360,6 +360,21 @@ def test_streamed_text_is_whole_clauses_without_markers_write_claims_or_discount
     assert "".join(out) == "先认同客户 ，再算总账。[注"
 
 
+def test_a_tool_call_written_as_text_is_never_streamed():
+    out: list[str] = []
+    stream = StreamFilter(out.append)
+    for piece in [
+        "我查一下，",
+        "<tool",
+        '_call>\n{"name": "search_kb", "arguments": {"query": "价格，异议"}}',
+        "\n</tool_call>",
+    ]:
+        stream(piece)
+    stream.flush()
+    stream("a<b，")
+    assert out == ["我查一下，", "a<b，"]
+
+
 def test_an_answer_written_as_json_is_not_streamed():
     out: list[str] = []
     stream = StreamFilter(out.append)

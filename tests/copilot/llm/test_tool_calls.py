@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from copilot.infra.llm.chat_model import LLMError, OpenAICompatibleChat, ToolCall
+from copilot.infra.llm.chat_model import LLMError, OpenAICompatibleChat, ToolCall, text_tool_calls
 from tests.fakes.openai_stub import Fault, OpenAIStub
 
 TOOLS = [{"type": "function", "function": {"name": "search_kb", "parameters": {"type": "object",
@@ -68,3 +68,21 @@ def test_a_stream_cut_mid_way_is_unavailable():
 
 def test_a_tool_call_is_a_plain_value():
     assert ToolCall("call_1", "search_kb", "{}") == ToolCall("call_1", "search_kb", "{}")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_tool_calls_written_as_text_are_read_as_calls(stream):
+    """llama.cpp without a tool parser returns Qwen's <tool_call> text as the content."""
+    text = '好的。<tool_call>\n{"name": "search_kb", "arguments": {"query": "价格异议"}}\n</tool_call>'
+    with OpenAIStub.running() as stub:
+        stub.enqueue(text)
+        turn = adapter(stub).chat_tools(
+            MESSAGES, TOOLS, timeout_s=2, on_delta=(lambda _t: None) if stream else None
+        )
+    assert turn.tool_calls == (ToolCall("call_text_0", "search_kb", '{"query": "价格异议"}'),)
+    assert turn.content == "好的。"
+
+
+def test_text_that_only_looks_like_a_tool_call_stays_text():
+    assert text_tool_calls("<tool_call>not json</tool_call>") == ("<tool_call>not json</tool_call>", ())
+    assert text_tool_calls("普通回答。") == ("普通回答。", ())

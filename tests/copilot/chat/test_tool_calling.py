@@ -239,6 +239,32 @@ def test_a_proposal_for_a_won_stage_is_refused_by_the_tool(services, stub, clien
     assert body["proposed_change"] is None and _writes(services) == before
 
 
+def test_suggestions_listed_by_the_model_are_shown_as_cards_and_confirm_1_applies_the_first_once(
+    services, stub, client_for
+):
+    def model(request):
+        results = _tool_results(request)
+        if not results:
+            return _call("list_suggestions", customer="华星")
+        first = results[0]["suggestions"][0]
+        return f"建议先做这一条：{first['title']} [{first['evidence'][0]['evidence_id']}]。"
+
+    stub.handler = model
+    client = client_for(services)
+    body = _chat(client, services, "华星下一步怎么跟进？")
+
+    assert body["mode"] == "llm" and body["customer_id"] == "c_a1" and body["suggestions"]
+    quotes = {c["quote"] for sg in body["suggestions"] for c in sg["citations"]}
+    assert body["citations"] and all(c["quote"] in quotes for c in body["citations"])  # the cards' own spans
+    stub.handler = None
+    before = _writes(services)
+    first = _chat(client, services, "确认 1", body["conversation_id"])
+    again = _chat(client, services, "确认 1", body["conversation_id"])
+    assert first["answer"].startswith("已采纳") and "无需重复" in again["answer"]
+    writes = 1 if body["suggestions"][0]["proposed_change"] else 0
+    assert _writes(services)[1] == before[1] + writes  # applied once
+
+
 # -- fallbacks, bounds --------------------------------------------------------------------------------
 
 

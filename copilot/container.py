@@ -350,6 +350,8 @@ class Container:
             on_dropped=self.metrics.citations_dropped.inc,
             on_failed=self.notifier,
             idle_minutes=self.settings.chat_idle_seconds / 60,
+            tools=self.settings.llm.tools != "off",
+            max_tool_rounds=self.settings.llm.tool_rounds,
         )
 
     @component

@@ -33,6 +33,11 @@ class LLMSettings(BaseSettings):
         default="auto", validation_alias="COPILOT_LLM_RESPONSE_FORMAT"
     )
 
+    # Chat with tool calling (search_kb, get_customer, list_suggestions, propose_change): auto = offer
+    # the tools; an endpoint that rejects them (or never calls one) gets the single-shot answer. off = never.
+    tools: Literal["auto", "off"] = Field(default="auto", validation_alias="COPILOT_LLM_TOOLS")
+    tool_rounds: int = Field(default=4, ge=1, le=8, validation_alias="COPILOT_LLM_TOOL_ROUNDS")
+
     BACKGROUND_TIMEOUT_S: ClassVar[float] = 120.0
 
     @property

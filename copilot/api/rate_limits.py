@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 # (method, path pattern) → the limit that guards it
 ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/api/chat/?$"), "expensive"),
+    ("POST", re.compile(r"^/api/chat/stream/?$"), "expensive"),
     ("GET", re.compile(r"^/api/kb/search/?$"), "expensive"),
     ("GET", re.compile(r"^/api/customers/[^/]+/suggestions/?$"), "expensive"),
     ("GET", re.compile(r"^/api/suggestions/digest/?$"), "expensive"),

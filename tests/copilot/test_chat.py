@@ -84,6 +84,9 @@ def llm_services(stub, monkeypatch, embedder):
     monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
     monkeypatch.setenv("COPILOT_LLM_MODEL", "gpt-4o-mini")
     monkeypatch.setenv("COPILOT_LLM_TIMEOUT_S", "1")
+    monkeypatch.setenv(
+        "COPILOT_LLM_TOOLS", "off"
+    )  # the single-shot path (tool calling: chat/test_tool_calling.py)
     services = build_container(Settings())
     services.provide("embedder", embedder)
     CRMImporter(services.engine, services.local_crm, services.users).import_file(DATA / "crm_small.json")

@@ -64,19 +64,20 @@ def test_rep_confirms_a_suggestion_and_rates_a_talk_track_in_the_browser(kb_serv
 THREE_TURNS = r"""
 const { chromium } = require(process.env.PW);
 (async () => {
-  const base = process.env.BASE, out = { errors: [], answers: [], csp: [] };
+  const base = process.env.BASE, out = { errors: [], answers: [], csp: [], posts: [] };
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   page.on('pageerror', e => out.errors.push(String(e)));
   page.on('console', m => { if (m.text().includes('Content Security Policy')) out.csp.push(m.text()); });
+  page.on('request', r => { if (r.method() === 'POST' && r.url().includes('/api/chat')) out.posts.push(new URL(r.url()).pathname); });
   await page.goto(base + '/login?code=' + process.env.LOGIN_CODE);  // a one-time login link
   for (const say of ['华兴最近怎么样？', '那他们要是说太贵了呢？', '帮我给他们建个任务：下周三前把三年TCO测算发给张总']) {
     const n = await page.$$eval('.msg.bot', els => els.length);
     await page.fill('#message', say);
     await page.press('#message', 'Enter');
     await page.waitForFunction(n => [...document.querySelectorAll('.msg.bot')].length > n
-      && !document.body.innerText.includes('思考中…'), n, { timeout: 60000 });
+      && !document.querySelector('.msg.streaming'), n, { timeout: 60000 });
     out.answers.push(await page.$$eval('.msg.bot', els => els.map(e => e.textContent)));
   }
   await page.locator('.msg.actions button', { hasText: '确认写入 CRM' }).last().click();
@@ -104,6 +105,7 @@ def test_three_turns_in_the_web_chat_create_exactly_one_task(kb_services, tmp_pa
         )
 
     assert out["errors"] == [] and out["csp"] == []
+    assert set(out["posts"]) == {"/api/chat/stream"}  # the page streams every turn, 「确认」 included
     assert any("华星电子" in a and "近况" in a for a in out["answers"][0])
     assert any(a.startswith("建议这样回应：") for a in out["answers"][1])
     assert any("回复「确认」写入 CRM" in a for a in out["answers"][2])

@@ -9,7 +9,8 @@ WeCom poll the stream until it is finished.
 A new message id inserts its ``channel_messages`` row (the atomic dedup, as for the other channels)
 and its ``channel_streams`` row in one transaction, then queues the answer; the stream id is derived
 from the message id, so a repeat delivery gets the same stream back and starts nothing. Refresh
-callbacks read the stream row, so any API process can answer them. The finished answer is also
+callbacks read the stream row, so any API process can answer them; while a model writes its answer
+the row holds the text so far (``_PartialStream``), so WeCom shows it growing. The finished answer is also
 posted to the message's ``response_url`` when WeCom has stopped polling (``COPILOT_WECOM_AIBOT_PUSH``).
 Rows hold ids, statuses and the reply text for WeCom to collect; logs hold ids only.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,7 +173,8 @@ class AIBotService:
         else:
             try:
                 chat = channel_key(CHANNEL, message.sender_id, message.chat_id)
-                answer = self._conversation().reply(user, message.text, channel_key=chat)
+                partial = _PartialStream(self._engine, stream_id)
+                answer = self._conversation().reply(user, message.text, channel_key=chat, on_delta=partial)
                 text = format_answer(answer)
                 logger.info("%s message %s answered for user %s (%d citations)", CHANNEL, key, user.id,
                             len(answer.citations))  # fmt: skip
@@ -220,3 +223,26 @@ class AIBotService:
                            type(exc).__name__, exc.code)  # fmt: skip
             return
         logger.info("%s stream %s pushed to response_url", CHANNEL, stream_id)
+
+
+class _PartialStream:
+    """A model's answer as it is written, into the stream WeCom refreshes (at most every
+    ``every_s``; the finished, cited answer replaces it)."""
+
+    def __init__(self, engine: Engine, stream_id: str, every_s: float = 0.5) -> None:
+        self._engine, self._stream_id, self._every_s = engine, stream_id, every_s
+        self._text = ""
+        self._last = 0.0
+
+    def __call__(self, piece: str) -> None:
+        self._text += piece
+        now = time.monotonic()
+        if now - self._last < self._every_s:
+            return
+        self._last = now
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(channel_streams)
+                .where(channel_streams.c.stream_id == self._stream_id, channel_streams.c.finished.is_(False))
+                .values(content=self._text + "…", updated_at=datetime.now(UTC))
+            )

@@ -54,8 +54,8 @@ JOB_BATCH = 16  # messages per worker job when a burst is accepted at once (one 
 
 
 class ConversationPort(Protocol):
-    def reply(self, user: User, message: str, *, customer_id: str | None = None,
-              channel_key: str | None = None) -> ChatAnswer: ...  # fmt: skip
+    def reply(self, user: User, message: str, *, customer_id: str | None = None, channel_key: str | None = None,
+              on_delta: Callable[[str], None] | None = None) -> ChatAnswer: ...  # fmt: skip
 
 
 def channel_key(channel: str, sender_id: str, chat_id: str | None = None) -> str:

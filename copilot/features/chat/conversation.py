@@ -5,6 +5,10 @@ homophone or typo, through a contact, or carried over: 「他们」) among the c
 classify the intent → answer (knowledge with citations, a customer briefing, its next steps, a proposed
 CRM change, a confirmation that writes through the idempotent outbox) → save the state.
 
+With an LLM, knowledge, customer and command turns are first answered by the model calling tools
+(``tool_turn``: search_kb, get_customer, list_suggestions, propose_change, run as the user); if that
+fails the turn is answered as without tools (single-shot LLM answer, then offline).
+
 Nothing is written to the CRM until the rep confirms; confirming twice writes once. A customer the
 user may not see is never matched, so it is never confirmed, described or said to exist.
 """
@@ -22,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, insert, select
 
 from connectors.crm.base import CRM, CustomerSnapshot
-from copilot.agent.answer import llm_answer
+from copilot.agent.answer import NOTES, llm_answer
 from copilot.agent.citations import short_name
 from copilot.agent.facts import customer_facts
 from copilot.agent.linker import Entity, EntityLinker, Match
 from copilot.agent.safety import looks_like_injection
 from copilot.domain import ChatAnswer, User
 from copilot.errors import AppError
-from copilot.features.chat import answers
+from copilot.features.chat import answers, tool_loop, tool_turn
 from copilot.features.chat.commands import crm_change, describe, parse_command
 from copilot.features.chat.intents import Intent, bare, classify
 from copilot.features.chat.state import ConversationStore, State
@@ -84,7 +88,12 @@ class Conversation:
         on_dropped: Callable[[int], None] | None = None,
         on_failed: Callable[[dict[str, Any]], None] | None = None,
         idle_minutes: float = 120,
+        tools: bool = True,
+        max_tool_rounds: int = tool_loop.MAX_ROUNDS,
     ) -> None:
+        self._max_tool_rounds = max_tool_rounds
+        self._tools_ok = tools  # False once the endpoint refused ``tools``: single-shot answers from then on
+        self._ignored_tools = 0  # consecutive turns the model answered without calling a tool
         self._on_dropped = on_dropped
         self._on_failed = on_failed
         self._suggester_factory = suggester
@@ -99,7 +108,9 @@ class Conversation:
 
     # -- one turn ----------------------------------------------------------------------------------
     def reply(self, user: User, message: str, *, customer_id: str | None = None, conversation_id: str | None = None,
-              channel_key: str | None = None, as_of: str | date | None = None) -> ChatAnswer:  # fmt: skip
+              channel_key: str | None = None, as_of: str | date | None = None,
+              on_delta: Callable[[str], None] | None = None) -> ChatAnswer:  # fmt: skip
+        """One turn; ``on_delta`` receives the answer's text as a model streams it (LLM turns only)."""
         message = (message or "").strip()
         if not message:
             raise AppError("validation_error", "消息内容不能为空。")
@@ -112,6 +123,7 @@ class Conversation:
         day = _day(as_of)
         state = self.store.open(user.id, conversation_id=conversation_id, channel_key=channel_key)
         turn = _Turn(self, user, state, message, day)
+        turn.on_delta = on_delta
         if customer_id:
             state.focus_customer_id = customer_id
             turn.picked = customer_id
@@ -196,6 +208,7 @@ class _Turn:
     def __init__(self, conv: Conversation, user: User, state: State, message: str, day: date) -> None:
         self.conv, self.user, self.state, self.message, self.day = conv, user, state, message, day
         self.picked: str | None = None  # chosen by the picker (customer_id in the request)
+        self.on_delta: Callable[[str], None] | None = None
         self.linker, self.names = conv.linker(user)
 
     def run(self) -> ChatAnswer:
@@ -297,6 +310,38 @@ class _Turn:
 
     # -- answers -------------------------------------------------------------------------------------
     def _respond(self, intent: Intent, customer: str | None) -> ChatAnswer:
+        llm = self.conv._llm
+        if (
+            intent.name in _TOOL_INTENTS
+            and self.conv._tools_ok
+            and callable(getattr(llm, "chat_tools", None))
+        ):
+            try:
+                answer = self._with_tools(intent, customer)
+                self.conv._ignored_tools = 0
+                return answer
+            except tool_loop.ToolLoopFailed as exc:
+                logger.info("tool-calling answer failed (%s); answering without tools", exc.reason)
+                llm.record(tool_loop.PATH, exc.reason)  # type: ignore[union-attr]
+                self.conv._ignored_tools = (
+                    self.conv._ignored_tools + 1 if exc.reason == "no_tool_calls" else 0
+                )
+                if exc.reason == "tools_unsupported" or self.conv._ignored_tools >= IGNORED_TOOLS_LIMIT:
+                    logger.info("not offering tools to this endpoint any more (%s)", exc.reason)
+                    self.conv._tools_ok = False
+                elif exc.reason != "no_tool_calls":
+                    return self._without_tools(
+                        intent, customer, offline_note=NOTES.get(exc.reason, NOTES["unavailable"])
+                    )
+        return self._without_tools(intent, customer)
+
+    def _without_tools(
+        self, intent: Intent, customer: str | None, offline_note: str | None = None
+    ) -> ChatAnswer:
+        if offline_note is not None and intent.name not in ("command", "customer_status", "next_steps"):
+            hits = self.conv.search(self.user, self.message)
+            answer = answers.knowledge_answer(self.message, hits, note=offline_note)
+            return self._answer(answer, Intent("ask_knowledge"), customer)
         if intent.name == "command":
             return self._command(intent, customer)
         if intent.name == "customer_status" and customer:
@@ -305,6 +350,12 @@ class _Turn:
             return self._next_steps(intent, customer)
         return self._knowledge(
             intent if intent.name == "ask_knowledge" else Intent("ask_knowledge"), customer
+        )
+
+    def _with_tools(self, intent: Intent, customer: str | None) -> ChatAnswer:
+        answer, change = tool_turn.answer(self, intent.name, customer)
+        return self._answer(
+            answer, intent, change["customer_id"] if change else customer, proposed_change=change
         )
 
     def _knowledge(self, intent: Intent, customer: str | None) -> ChatAnswer:
@@ -450,6 +501,12 @@ class _Turn:
         return replace(
             answer, intent=intent.name, customer_id=customer, proposed_change=proposed_change, clarify=clarify
         )
+
+
+_TOOL_INTENTS = ("ask_knowledge", "customer_status", "next_steps", "command")
+IGNORED_TOOLS_LIMIT = (
+    3  # an endpoint whose model never calls a tool (it ignores ``tools``): stop offering them
+)
 
 
 def _public(ask: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,9 @@ for the life of the adapter.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -161,6 +163,21 @@ class OpenAICompatibleChat:
             self._format_level[schema is not None] = level
             return reply
 
+    def chat_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        timeout_s: float,
+        path: str = CHAT,
+        max_tokens: int | None = None,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> ToolTurn:
+        """One round with ``tools`` offered (see ``chat_with_tools``)."""
+        return chat_with_tools(
+            self, messages, tools, timeout_s=timeout_s, path=path, max_tokens=max_tokens, on_delta=on_delta
+        )
+
     # -- one HTTP exchange, with our retry policy ---------------------------------------------------
 
     def _call(
@@ -261,3 +278,162 @@ def _content(completion: Any) -> str:
     if isinstance(content, list):
         content = "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
     return content or ""
+
+
+# -- tool calling (OpenAI ``tools`` / ``tool_calls``) ------------------------------------------------
+#
+# An endpoint without tool support answers 400/422 (or an error naming ``tools``): that is
+# ``LLMError("tools_unsupported")``, and the caller falls back to its single-shot answer.
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model asked for; ``arguments`` is the raw JSON string it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTurn:
+    """What the model said in one round: text, and/or the tools it wants run before it answers."""
+
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    def as_message(self) -> dict[str, Any]:
+        """The assistant message to send back with the tool results (OpenAI chat format)."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return message
+
+
+def _tools_rejected(exc: Exception) -> bool:
+    text = f"{exc} {getattr(exc, 'body', '')}".lower()
+    return any(word in text for word in ("tool", "function"))
+
+
+def chat_with_tools(
+    llm: OpenAICompatibleChat,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]],
+    *,
+    timeout_s: float,
+    path: str = CHAT,
+    max_tokens: int | None = None,
+    on_delta: Callable[[str], None] | None = None,
+) -> ToolTurn:
+    """One round of a tool-calling conversation within ``timeout_s``.
+
+    With ``on_delta`` the answer is streamed (``stream: true``) and each piece of text is passed on
+    as it arrives; tool-call pieces are gathered. No retries: the caller's loop has one deadline."""
+    import openai
+
+    kwargs: dict[str, Any] = {
+        "model": llm.name,
+        "messages": list(messages),
+        "tools": list(tools),
+        "temperature": llm.temperature,
+    }
+    if max_tokens:
+        kwargs["max_tokens"] = max_tokens
+    start = time.monotonic()
+    try:
+        if on_delta is None:
+            completion = llm._client.chat.completions.create(**kwargs, timeout=max(0.5, timeout_s))
+            return _tool_turn(completion)
+        stream = llm._client.chat.completions.create(**kwargs, stream=True, timeout=max(0.5, timeout_s))
+        return _gather(stream, on_delta, deadline=start + timeout_s)
+    except openai.APITimeoutError:
+        raise LLMError("timeout", f"{timeout_s:g} s") from None
+    except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+        raise LLMError("tools_unsupported", f"HTTP {exc.status_code}") from None
+    except openai.APIStatusError as exc:
+        if exc.status_code >= 500 and _tools_rejected(exc):
+            raise LLMError("tools_unsupported", f"HTTP {exc.status_code}") from None
+        if exc.status_code in (401, 403, 404):
+            raise LLMError("refused", f"HTTP {exc.status_code}") from None
+        raise LLMError("unavailable", f"HTTP {exc.status_code}") from None
+    except LLMError:
+        raise
+    except Exception as exc:  # connection errors, unreadable bodies, a stream cut mid-way
+        raise LLMError("unavailable", type(exc).__name__) from None
+    finally:
+        llm._timed(path, start)
+
+
+_TEXT_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+
+
+def text_tool_calls(content: str) -> tuple[str, tuple[ToolCall, ...]]:
+    """Tool calls a model wrote as text (Qwen/Hermes ``<tool_call>{"name","arguments"}</tool_call>``, as
+    llama.cpp servers without a tool parser return them) → (the rest of the text, the calls)."""
+    calls = []
+    for i, m in enumerate(_TEXT_CALL.finditer(content)):
+        try:
+            data = json.loads(m.group(1))
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            args = data.get("arguments", {})
+            calls.append(
+                ToolCall(
+                    f"call_text_{i}",
+                    data["name"],
+                    args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
+                )
+            )
+    if not calls:
+        return content, ()
+    return _TEXT_CALL.sub("", content).strip(), tuple(calls)
+
+
+def _with_text_calls(turn: ToolTurn) -> ToolTurn:
+    if turn.tool_calls or "<tool_call>" not in turn.content:
+        return turn
+    content, calls = text_tool_calls(turn.content)
+    return ToolTurn(content, calls)
+
+
+def _tool_turn(completion: Any) -> ToolTurn:
+    try:
+        message = completion.choices[0].message
+    except (AttributeError, IndexError, TypeError):
+        raise LLMError("unavailable", "no choices") from None
+    calls = tuple(
+        ToolCall(c.id or f"call_{i}", c.function.name or "", c.function.arguments or "")
+        for i, c in enumerate(message.tool_calls or ())
+        if getattr(c, "function", None) is not None
+    )
+    return _with_text_calls(ToolTurn(message.content or "", calls))
+
+
+def _gather(stream: Any, on_delta: Callable[[str], None], *, deadline: float) -> ToolTurn:
+    text: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in stream:
+        if time.monotonic() > deadline:
+            stream.close()
+            raise LLMError("timeout", "stream")
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is None:
+                continue
+            if delta.content:
+                text.append(delta.content)
+                on_delta(delta.content)
+            for part in delta.tool_calls or ():
+                call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = part.id or call["id"]
+                if part.function is not None:
+                    call["name"] += part.function.name or ""
+                    call["arguments"] += part.function.arguments or ""
+    tool_calls = tuple(
+        ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"]) for i, c in sorted(calls.items())
+    )
+    return _with_text_calls(ToolTurn("".join(text), tool_calls))

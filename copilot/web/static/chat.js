@@ -1,4 +1,4 @@
-// Web chat: posts to /api/chat with the session cookie and renders answers with their citations.
+// Web chat: streams answers from /api/chat/stream with the session cookie and renders them with their citations.
 (function () {
   const log = document.getElementById("log");
   const form = document.getElementById("ask");
@@ -132,33 +132,79 @@
     ask(message);
   });
 
+  // The answer streams in (POST /api/chat/stream, server-sent events): "delta" events append text as it is
+  // written; the "final" event carries the whole reply, whose (validated) text replaces the streamed one,
+  // followed by its citations, suggestion cards and confirm buttons.
+  function render(div, data) {
+    conversationId = data.conversation_id || conversationId;
+    div.textContent = data.answer;
+    if (data.note) add("note", data.note);
+    renderCitations(div, data.citations);
+    renderSuggestions(data.suggestions);
+    renderProposal(data.proposed_change);
+    renderClarify(data.clarify);
+  }
+
+  function parseEvent(block) {
+    let name = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) name = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+    }
+    return { name, data: data.length ? JSON.parse(data.join("\n")) : null };
+  }
+
   async function ask(message) {
     add("me", message);
-    const pending = add("bot", "思考中…");
+    const pending = add("bot streaming", "思考中…");
     try {
       const body = { message };
       if (conversationId) body.conversation_id = conversationId;
       if (customer.value) body.customer_id = customer.value;
-      const res = await fetch("/api/chat", {
+      const res = await fetch("/api/chat/stream", {
         method: "POST",
-        headers: jsonHeaders,
+        headers: { ...jsonHeaders, Accept: "text/event-stream" },
         credentials: "same-origin",
         body: JSON.stringify(body),
       });
-      const data = await res.json();
-      if (!res.ok) {
+      if (!res.ok || !res.body) {
+        let data = {};
+        try { data = await res.json(); } catch (e) { /* empty body */ }
         pending.textContent = data.detail || "请求失败，请稍后再试。";
         return;
       }
-      conversationId = data.conversation_id || conversationId;
-      pending.textContent = data.answer;
-      if (data.note) add("note", data.note);
-      renderCitations(pending, data.citations);
-      renderSuggestions(data.suggestions);
-      renderProposal(data.proposed_change);
-      renderClarify(data.clarify);
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let text = "";
+      let done = false;
+      while (!done) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const event = parseEvent(buffer.slice(0, cut));
+          buffer = buffer.slice(cut + 2);
+          if (event.name === "delta") {
+            text += event.data.text;
+            pending.textContent = text;
+            log.scrollTop = log.scrollHeight;
+          } else if (event.name === "final") {
+            render(pending, event.data);
+            done = true;
+          } else if (event.name === "error") {
+            pending.textContent = event.data.detail || "请求失败，请稍后再试。";
+            done = true;
+          }
+        }
+      }
+      if (!done) pending.textContent = (text ? text + "\n" : "") + "（连接中断，请重试。）";
     } catch (err) {
       pending.textContent = "网络错误，请稍后再试。";
+    } finally {
+      pending.classList.remove("streaming");
     }
   }
 })();

@@ -203,6 +203,25 @@ def test_refreshes_are_answered_from_the_database_by_any_api_process(
     assert len(conversation.calls) == 1
 
 
+def test_a_model_answer_is_shown_in_the_stream_as_it_is_written(bound_services, wecom, app_url):
+    from copilot.domain import ChatAnswer
+
+    seen: list[str] = []
+
+    class Streaming:  # a model writing its answer: the refreshes see it grow, then the finished answer
+        def reply(self, user, message, *, on_delta=None, **_ignored):
+            on_delta("先认同客户对成本的关注，")
+            seen.extend(r["content"] for r in rows(bound_services, channel_streams))
+            return ChatAnswer("先认同客户对成本的关注，再算三年总账。", ())
+
+    bound_services.provide("conversation", Streaming())
+    delivery = wecom.send_text("客户嫌贵怎么回？", msg_id="msg-streaming")
+    final = wecom.poll(delivery.stream["id"])[-1]
+
+    assert seen == ["先认同客户对成本的关注，…"]
+    assert final["finish"] is True and final["content"].startswith("先认同客户对成本的关注，再算三年总账。")
+
+
 class RemoteQueue:
     """A job queue whose jobs run in other processes: it keeps them (pickled, as Redis would)."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 INSTALL_HINT = (
-    "请安装本地大模型引擎：make test-llm，或 CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON "
+    '请安装本地大模型引擎：make test-llm，或 CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON '
     "-DGGML_F16C=ON\" pip install -e '.[local-llm]'（首次会从源码编译 llama-cpp-python，约 7 分钟；"
     "不加这些参数的本机构建在支持 AMX 的虚拟机上会在第一次请求时崩溃）"
 )

@@ -63,7 +63,10 @@ class ExtractionFailed(ValueError):
 def _segs(n: int) -> dict[str, Any]:
     """Segment indices as an enum: grammar engines (llama.cpp) enforce enums but not min/max."""
     indices = list(range(max(1, n)))
-    return {"type": "array", "items": {"type": "integer", "enum": indices, "minimum": 0, "maximum": indices[-1]}}
+    return {
+        "type": "array",
+        "items": {"type": "integer", "enum": indices, "minimum": 0, "maximum": indices[-1]},
+    }
 
 
 def extraction_schema(n_segments: int) -> OutputSchema:

@@ -24,7 +24,15 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
 _CLAUSE_END = re.compile(r"(?<=[，,：:])")
 _LEAD = re.compile(
     r"^(?:(?:下一步|接下来|后续|然后|另外|还有|同时|而且|并且|其实|就是|他说|她说|他们说|对方说|客户说|"
-    r"原话是|反正|所以|但是|不过|可是|那|嗯|呃|啊|好|对)[，,：:]?\s*)+"
+    r"原话是|反正|所以|但是|不过|可是|那个|这个|怎么说呢|就是说呢|就是说|说实话|那|嗯|呃|啊|好|对)[，,：:]?\s*)+"
+)
+# Spoken fillers inside a clause ("许总那个，怎么说呢，抱怨…"): dropped from the spans the record shows.
+_FILLER = re.compile(r"(?<=[\u4e00-\u9fff])(?:那个|怎么说呢|就是说呢)(?=[，,])")
+# A cue that is said not to have happened ("没再提接口的事", "没提别的厂家") is not an objection.
+_NEGATED_CUE = re.compile(r"没(?:再|有)?(?:提|说|问|聊|谈)|不是问题|没问题")
+# A clause that only goes on with the comparison begun before it ("…也来报价了，比我们便宜一些").
+_COMPARISON_TAIL = re.compile(
+    r"^(?:说|而且|并且|还|也|现在|据说|听说)?(?:比我们|比咱们|价格比|报价比|便宜|低了?|高了?|送|给了|免费)"
 )
 
 
@@ -42,7 +50,7 @@ def _clauses(segments: Sequence[_SegmentLike]) -> list[_Clause]:
 
 
 def _clean(text: str) -> str:
-    text = text.strip(" ，,：:。！？；!?;、")
+    text = _FILLER.sub("", text).strip(" ，,：:。！？；!?;、")
     return _LEAD.sub("", text).strip(" ，,：:。！？；!?;、")
 
 
@@ -66,7 +74,8 @@ _OBJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "价格": re.compile(
         r"太贵|贵了|偏贵|有点贵|嫌贵|嫌[^，。；]{0,8}贵|比较贵|价格(?:偏)?高|报价(?:偏)?高|压价|降价|涨价|多花钱|便宜|打折|折扣|[0-9一二三四五六七八九]{1,2}折|"
-        r"让利|优惠|砍价|价格(?:下不来|接受不了|没优势|不合适)|贵(?:这么多|不少|一倍|太多)|个点|划不来|不划算"
+        r"让利|优惠|砍价|价格(?:下不来|接受不了|没优势|不合适)|贵(?:这么多|不少|一倍|太多)|个点|划不来|不划算|"
+        r"比(?:我们|咱们)(?:便宜|低|少)|能不能(?:免费|不涨|便宜|少收)|(?:价格|价钱|费用|续费)[^，。；]{0,6}(?:不涨|别涨|涨)"
     ),
     "决策流程": re.compile(
         r"审批|董事会|上会|招标|比价|走流程|流程(?:很|太|比较)?(?:长|慢|复杂|多)|说了不算|做不了主|过不了|"
@@ -87,7 +96,7 @@ _OBJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
 # Words that only make an objection together with a concern marker (checked in this order).
 _WEAK_TYPES: dict[str, re.Pattern[str]] = {
     "价格": re.compile(r"价格|报价|费用|价钱|多少钱|订阅|买断|年费|收费|[0-9一二三四五六七八九十几]+万"),
-    "预算": re.compile(r"预算|利润|投入"),
+    "预算": re.compile(r"预算|利润|投入|花钱"),
     "决策流程": re.compile(r"集团|总部|采购中心|评审|决策|拍板|签字|盖章|立项|老板|领导"),
     "服务": re.compile(r"服务|售后|维保|质保|保修|维护|培训|驻场|上门|响应"),
     "交付": re.compile(r"交付|停线|停机|停产|施工|安装|进度|上线"),
@@ -126,7 +135,7 @@ _COMMIT_CUE = re.compile(
 )
 _ACTION = re.compile(
     r"发|提交|约|安排|准备|整理|寄|演示|做|出|申请|跟进|联系|拜访|沟通|确认|报|给|带|请|过来|过去|开会|评审|试|测|签|"
-    r"回访|上门|对接|汇报|推进|落实|走访|见|看|补|改|更新|打电话|组织|讨论|复盘"
+    r"回访|上门|对接|汇报|推进|落实|走访|见|看|补|改|更新|打电话|组织|讨论|复盘|告诉|答复|回复|请示|问一下|问问"
 )
 _PAST = re.compile(r"已经|上次|去年|之前已|刚才|早就|以前(?:用|买|做)")
 _FUTURE_SUBJECT_CUSTOMER = re.compile(
@@ -199,7 +208,17 @@ _BRAND_CUES = (
         r"(?:是|用的是|签了|换成了?|还有|以及|和|、)(?P<name>[\u4e00-\u9fffA-Za-z]{2,6}?)(?:的|和|、|，|。|$)"
     ),
 )
+# An unknown brand-like name said where the sentence compares or prices ("有个叫优声科技的小厂报了个很低的价",
+# "财捷云也来演示过了，价格比我们低一截"): the name starts after a word boundary and ends in a brand tail.
+_BRAND_NAME = re.compile(
+    r"(?:^|(?<=[，,。、：:\s])|(?<=一些|一家|叫做|名叫|还有|以及)|(?<=[了是跟和说叫给在用像找]))"
+    r"(?P<name>[\u4e00-\u9fffA-Za-z]{1,4}?(?:医疗|科技|财务|软件|物联|智能|信息|网络|电子|器械|影像|云|通))"
+    r"(?=[的那也给报已还都在说，,。、]|$)"
+)
+_PRICE_OR_COMPARISON = re.compile(
+    r"报价|便宜|对比|比我们|比咱们|价格|代理价|返点|[0-9一二三四五六七八九]{1,2}折|送[一二三四五六七八九十几0-9]|免费|低一截|低价|低了"
+)
 _NOT_COMPANY = re.compile(
-    r"^(?:他们|我们|你们|客户|人家|对方|厂里|集团|总部|这边|那边|公司|老板|采购|价格|报价|方案|产品|系统|一家|这家|那家|厂家|的话|"
+    r"^(?:的|他们|我们|你们|客户|人家|对方|厂里|集团|总部|这边|那边|公司|老板|采购|价格|报价|方案|产品|系统|一家|这家|那家|厂家|的话|"
     r"以前|之前|去年|现在|同行|隔壁|别人|上次|原来|早就|已经|都|也|还|就|才)"
 )

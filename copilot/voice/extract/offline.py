@@ -13,19 +13,23 @@ from copilot.voice.extract.embed import PrototypeTyper, typer_for
 from copilot.voice.extract.lexicon import (
     _ACTION,
     _BRAND_CUES,
+    _BRAND_NAME,
     _BRAND_TAIL,
     _COMMIT_CUE,
+    _COMPARISON_TAIL,
     _COMPETITOR_CUES,
     _CONCERN,
     _CONCERN_QUESTION,
     _FUTURE_SUBJECT_CUSTOMER,
     _NEED,
     _NEED_LEAD,
+    _NEGATED_CUE,
     _NEGATIVE,
     _NOT_COMPANY,
     _OBJECTION_PATTERNS,
     _PAST,
     _POSITIVE,
+    _PRICE_OR_COMPARISON,
     _REP_TURN,
     _STAGE_CUES,
     _STRONG_CONCERN,
@@ -154,7 +158,8 @@ def _find_competitors(
             alias = next((a for a in sorted(aliases, key=len, reverse=True) if a in cl.text), None)
             if alias:
                 found.setdefault(canonical, (alias, True, set()))[2].add(cl.segment)
-        for m in (m for cue in _COMPETITOR_CUES for m in cue.finditer(cl.text)):
+        said_not = bool(_NEGATED_CUE.search(cl.text))  # "没聊竞争对手的事" names no one
+        for m in (m for cue in _COMPETITOR_CUES if not said_not for m in cue.finditer(cl.text)):
             name = m.group("name")
             if _NOT_COMPANY.match(name) or any(name in a or a in name for a in exclude):
                 continue
@@ -168,6 +173,17 @@ def _find_competitors(
             if any(name in a or a in name for a in exclude):
                 continue
             if any(name in a or a in name for aliases in ctx.competitors.values() for a in aliases):
+                continue
+            found.setdefault(name, (name, False, set()))[2].add(cl.segment)
+    priced = {cl.sentence for cl in clauses if _PRICE_OR_COMPARISON.search(cl.text)}
+    for cl in (cl for cl in clauses if cl.sentence in priced):
+        for m in _BRAND_NAME.finditer(cl.text):
+            name = m.group("name")
+            if len(name) < 3 or _NOT_COMPANY.match(name) or any(n in name or name in n for n in found):
+                continue
+            if any(name in a or a in name for a in exclude) or any(
+                name in a or a in name for aliases in ctx.competitors.values() for a in aliases
+            ):
                 continue
             found.setdefault(name, (name, False, set()))[2].add(cl.segment)
     # An unknown name seen once by its cue is also caught later by its bare mentions.
@@ -193,7 +209,7 @@ def _objection_type(
             if pattern.search(text):
                 return kind
     if any(n in text for n in competitor_names) and re.search(
-        r"比|那边|人家|更|送|用的|报价|方案|便宜|已经在用|也在|找", text
+        r"比|那边|人家|更|送|用的|报价|报了|方案|便宜|低|免费|给了|已经在用|也在|找", text
     ):
         return "竞品"
     if _STRONG_CONCERN.search(text):
@@ -253,6 +269,7 @@ def extract_offline(
     pending_due = None
     commit_sentence: int | None = None  # a sentence opening with 下一步/接下来: its actions are steps
     last_step: NextStep | None = None
+    rep_sentence = named_sentence = None  # the sentence the rep is speaking in / that names a competitor
     for cl in clauses:
         text = cl.text
         if cl.first_in_sentence:
@@ -265,7 +282,9 @@ def extract_offline(
             labels.append(("none", None))
             continue
         due = resolve_due(body, recorded_at)
-        has_action = bool(_ACTION.search(re.sub(r"(?:之前|以前|前|之内|以内|内)$", "", body)))
+        has_action = bool(_ACTION.search(re.sub(r"(?:之前|以前|前|之内|以内|内)$", "", body))) or bool(
+            due is not None and re.search(r"把.{2,}", body)  # "下周四之前把参数对一下": 把 + a date is a plan
+        )
         continues = last_step is not None and bool(
             re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把)", text)
         )
@@ -297,10 +316,17 @@ def extract_offline(
             )
             labels.append(("step", last_step))
             continue
-        if _REP_TURN.match(body):
+        if _REP_TURN.match(body) or rep_sentence == cl.sentence:
+            rep_sentence = (
+                cl.sentence
+            )  # "我说授权书没问题，折扣要请示": the rest of the sentence is the rep's
             labels.append(("rep", None))
             continue
-        kind = _objection_type(body, competitor_names, typer)
+        if any(n and n in body for n in competitor_names):
+            named_sentence = cl.sentence
+        kind = None if _NEGATED_CUE.search(body) else _objection_type(body, competitor_names, typer)
+        if kind is None and named_sentence == cl.sentence and _COMPARISON_TAIL.match(body):
+            kind = "竞品"  # "华影医疗上周又去了一次，据说给了三年免费保修"
         wants = _NEED.search(body) and len(body) >= 4
         if wants and kind is None and _CONCERN_QUESTION.search(body):
             kind = _question_type(body)
@@ -349,10 +375,15 @@ def extract_offline(
             and lo - 1 not in used
         ):
             lo -= 1
-        while (
+        while (  # the clauses that say nothing else, the same concern, or go on with the comparison
             hi + 1 < len(clauses)
             and clauses[hi + 1].sentence == same
-            and (labels[hi + 1][0] == "none" or labels[hi + 1] == ("objection", value))
+            and (
+                labels[hi + 1][0] == "none"
+                or labels[hi + 1] == ("objection", value)
+                or (labels[hi + 1][0] == "objection" and _COMPARISON_TAIL.match(_clean(clauses[hi + 1].text)))
+                or (value == "竞品" and labels[hi + 1] == ("objection", "价格"))
+            )
         ):
             hi += 1
         used.update(range(lo, hi + 1))

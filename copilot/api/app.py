@@ -23,6 +23,7 @@ from copilot.api.routes import (
     kb,
     memos,
     notifications,
+    rules,
     suggestions,
     web,
 )
@@ -71,7 +72,19 @@ def create_app(services: Container) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: error bodies and logs carry the id
     install_error_handlers(app)
-    for module in (health, chat, customers, kb, web, channels, memos, suggestions, adoption, notifications):
+    for module in (
+        health,
+        chat,
+        customers,
+        kb,
+        web,
+        channels,
+        memos,
+        suggestions,
+        adoption,
+        notifications,
+        rules,
+    ):
         app.include_router(module.router)
     docs.install(app, enabled=services.settings.api_docs)  # Swagger UI from the installed package
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -28,6 +28,7 @@ import yaml
 from connectors.crm.base import CRM
 from copilot.agent.conditions import check_condition
 from copilot.agent.rule_drafts import RuleDraft, draft_rules
+from copilot.agent.rule_drafts_llm import llm_rule_drafts, merge_drafts
 from copilot.agent.rules import RuleStore, parse_rules
 from copilot.agent.ruleset import Rule, RulesError
 from copilot.agent.triggers import KINDS
@@ -35,6 +36,7 @@ from copilot.domain import ACTION_TYPES
 
 if TYPE_CHECKING:
     from copilot.agent.facts import Facts
+    from copilot.infra.llm.chat_model import ChatModel
     from knowledge_base.base import KnowledgeBase
 
 RULE_DOC_TYPES = ("rules", "policy")
@@ -47,6 +49,7 @@ class RulesAdmin:
     kb: Callable[[], KnowledgeBase | None]
     crm: CRM
     facts: Callable[[Any, date], Facts]  # (snapshot, as_of) -> Facts (the suggester's)
+    llm: Callable[[], ChatModel | None] = lambda: None  # drafts by structured output when configured
 
     @property
     def drafts_path(self) -> Path:
@@ -63,7 +66,10 @@ class RulesAdmin:
             for doc in sorted(docs, key=lambda d: (d.doc_type != "rules", d.path)):
                 if doc.path in superseded:
                     continue
-                drafts += draft_rules(doc.path, kb.document_text(doc.path) or "")
+                text = kb.document_text(doc.path) or ""
+                offline = draft_rules(doc.path, text)
+                llm = self.llm()
+                drafts += merge_drafts(offline, llm_rule_drafts(llm, doc.path, text)) if llm else offline
         seen: set[tuple[str, str]] = set()
         unique = []
         for d in drafts:  # the rules document wins over a policy restating the same rule

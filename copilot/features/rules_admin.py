@@ -103,6 +103,7 @@ class RulesAdmin:
         by_id = {r.get("id"): r for r in rules}
         now = datetime.now(UTC).isoformat(timespec="seconds")
         meta = {"origin": "draft", "approved_by": by, "approved_at": now}
+        prior = {rid: int((r.get("meta") or {}).get("version") or 0) for rid, r in by_id.items()}
         for d in chosen:
             citation = dict(d.get("citation") or {})
             preset = by_id.get(d.get("preset"))
@@ -121,9 +122,9 @@ class RulesAdmin:
                 if old in by_id:
                     by_id[old]["enabled"] = False
         for d in chosen:
-            rule = by_id.get(d.get("preset")) or by_id.get(d["id"])
-            if rule is not None:
-                rule["meta"]["version"] = int((rule.get("meta") or {}).get("version") or 0) + 1
+            rid = d.get("preset") if d.get("preset") in by_id else d["id"]
+            if rid in by_id:
+                by_id[rid]["meta"]["version"] = prior.get(rid, 0) + 1
         data["rules"] = rules
         self._keep_history()
         self.store.save(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -236,6 +237,22 @@ def _owner(text: str, said_as: Mapping[str, str]) -> str:
     return REP
 
 
+_DONE = re.compile(r"(?:去|见|做|开|谈|聊|看|拜访|参加|带|约)了(?!解)")
+_STILL_AHEAD = re.compile(r"之前|以前|前把|再|会|要|将|准备")
+_SPEECH = re.compile(r"说|问|要求|希望|提出|表示|觉得|想")
+_PRONOUN = re.compile(r"^(?:他们|她们|他|她|对方|客户|人家)")
+_REP_LEAD = re.compile(r"^(?:我们这边|我这边|我们|我)?(?:今天|明天)?(?:先|再|尽快|马上)?(?=.{4,})")
+
+
+def _customer_speech(text: str, said_as: Mapping[str, str]) -> bool:
+    """The clause reports what a customer said or asked ("郑主任问…", "她要求…"), not a plan of the rep's."""
+    speech = _SPEECH.search(text[:10])
+    if speech is None or "我" in text[: speech.start()]:
+        return False
+    head = text[: speech.start()]
+    return bool(_PRONOUN.match(head)) or any(m in head for m in said_as)
+
+
 def _similar(a: str, b: str) -> bool:
     a, b = re.sub(r"\W", "", a), re.sub(r"\W", "", b)
     if not a or not b:
@@ -295,7 +312,30 @@ def extract_offline(
             pending_due = due  # "下周一之前，把报价发过去": the date stands alone before the action
             labels.append(("none", None))
             continue
-        if has_action and future and not _PAST.search(body) and not re.search(r"(?:了|过)$", body):
+        spoken = _customer_speech(body, said_as)  # "郑主任问能不能做到当天出报告": not the rep's plan
+        done = bool(_DONE.search(body)) and not _STILL_AHEAD.search(body)  # "今天去仁济做了评审"
+        if (
+            has_action
+            and not spoken
+            and not done
+            and due is None
+            and not continues
+            and last_step is not None
+            and labels[-1] == ("step", last_step)
+            and not _PAST.search(body)
+        ):  # "下周一去一趟，当面给老板演示": the same step goes on
+            last_step = replace(last_step, action=f"{last_step.action}，{body}")
+            labels[-1] = ("step", last_step)
+            labels.append(("none", None))
+            continue
+        if (
+            has_action
+            and future
+            and not spoken
+            and not done
+            and not _PAST.search(body)
+            and not re.search(r"(?:了|过)$", body)
+        ):
             if due is None and pending_due is not None:
                 due, pending_due = pending_due, None
             if (
@@ -310,20 +350,26 @@ def extract_offline(
                 )  # done alongside the previous step
             else:
                 step_due, step_phrase = (due.iso(), due.phrase) if due else (None, None)
-            action = re.sub(r"^(?:我(?:这边|这周|们)?|我们这边)(?=.{4,})", "", body).strip(" ，,")
+            plan = (
+                body.replace(due.phrase, "", 1)
+                if due is not None and len(body) > len(due.phrase) + 1
+                else body
+            )
+            action = _REP_LEAD.sub("", plan.strip(" ，,")).strip(" ，,") or plan
             last_step = NextStep(
                 action or body, _owner(body, said_as), step_due, step_phrase, _ref(segments, cl.segment)
             )
             labels.append(("step", last_step))
             continue
-        if _REP_TURN.match(body) or rep_sentence == cl.sentence:
-            rep_sentence = (
-                cl.sentence
-            )  # "我说授权书没问题，折扣要请示": the rest of the sentence is the rep's
-            labels.append(("rep", None))
-            continue
         if any(n and n in body for n in competitor_names):
             named_sentence = cl.sentence
+        elif done and not spoken:  # the rep's account of the visit itself ("今天去仁济做了对接评审")
+            labels.append(("rep", None))
+            continue
+        if _REP_TURN.match(body) or rep_sentence == cl.sentence:
+            rep_sentence = cl.sentence  # "我说授权书没问题，折扣要请示": the rest of the sentence too
+            labels.append(("rep", None))
+            continue
         kind = None if _NEGATED_CUE.search(body) else _objection_type(body, competitor_names, typer)
         if kind is None and named_sentence == cl.sentence and _COMPARISON_TAIL.match(body):
             kind = "竞品"  # "华影医疗上周又去了一次，据说给了三年免费保修"
@@ -373,6 +419,7 @@ def extract_offline(
             and clauses[lo - 1].sentence == same
             and labels[lo - 1][0] == "none"
             and lo - 1 not in used
+            and not _NEGATED_CUE.search(clauses[lo - 1].text)  # "孔总说续约没问题，希望今年不涨价"
         ):
             lo -= 1
         while (  # the clauses that say nothing else, the same concern, or go on with the comparison

@@ -134,6 +134,16 @@ def test_a_cue_said_not_to_have_come_up_and_the_rest_of_the_reps_sentence_are_no
     assert record["competitors"] == []
 
 
+def test_the_visit_itself_and_what_the_customer_asked_are_not_the_reps_next_steps():
+    segs = (
+        Segment(0, 5, "今天去仁康做了现场评审，曹总问能不能明天就出方案。"),
+        Segment(5, 10, "我下周一之前把方案发给黄总监，下周三去一趟，当面给曹总演示。"),
+    )
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    steps = [(s["due"], s["action"]) for s in record["next_steps"]]
+    assert steps == [("2026-11-16", "把方案发给黄总监"), ("2026-11-18", "去一趟，当面给曹总演示")]
+
+
 def test_fillers_are_not_left_in_the_span():
     segs = (Segment(0, 6, "曹总那个，怎么说呢，抱怨我们去年的售后响应慢，拖了一个月。"),)
     record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()

@@ -14,8 +14,8 @@ counts and names only the customers of those owners (the manager's team; ``None`
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -179,6 +179,8 @@ class RulesAdmin:
             raise RulesError(f"动作类型 {action_type!r} 不支持；可选：{', '.join(ACTION_TYPES)}")
         if not description:
             raise RulesError("请填写规则说明（建议中会显示给销售）")
+        if any(ord(ch) < 32 for ch in description + expression):
+            raise RulesError("规则说明和条件中不能包含控制字符（如 \\u0000、换行）")
         if not 0 <= due_in_days <= 365:
             raise RulesError("截止天数应在 0–365 之间")
         data = yaml.safe_load(self.store.text()) or {}
@@ -187,7 +189,7 @@ class RulesAdmin:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         before = None
         if rule_id is None:
-            rule_id = "mr_" + hashlib.sha256(f"{expression}|{action_type}|{now}".encode()).hexdigest()[:10]
+            rule_id = "mr_" + secrets.token_hex(5)
             rule: dict[str, Any] = {
                 "id": rule_id,
                 "kind": "condition",

@@ -165,3 +165,15 @@ def test_the_rules_page_shows_drafts_with_their_sentence_and_the_preview(rules_s
     assert "单笔商机金额超过40万元的，须有售前工程师参与" in page.text
     assert "将对 1 个客户触发" in page.text and "华星电子" in page.text and "南山零售" not in page.text
     assert 'class="approve"' in page.text and "/static/rules.js" in page.text
+
+
+def test_two_rules_written_at_once_get_their_own_ids_and_control_characters_are_refused(
+    crm_services, client_for
+):
+    client = client_for(crm_services)
+    mgr = token_for(crm_services, "mgr_a")
+    body = {"expression": 'tier == "A"', "action_type": "other", "description": "同一条件"}
+    ids = {client.post("/api/rules", json=body, headers=mgr).json()["rule"]["id"] for _ in range(2)}
+    assert len(ids) == 2
+    r = client.post("/api/rules", json={**body, "description": "a\u0000b"}, headers=mgr)
+    assert r.status_code == 422 and "控制字符" in r.json()["detail"]

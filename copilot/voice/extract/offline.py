@@ -303,11 +303,32 @@ def extract_offline(
             due is not None and re.search(r"把.{2,}", body)  # "下周四之前把参数对一下": 把 + a date is a plan
         )
         continues = last_step is not None and bool(
-            re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把)", text)
+            re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把|先把|先)", text)
         )
         future = (
             commit_sentence == cl.sentence or bool(_COMMIT_CUE.search(body)) or due is not None or continues
         )
+        rest = (
+            re.sub(
+                r"^(?:这个|这|那个|时间|日子)?(?:就|再|定在|定到|放在|改到)?",
+                "",
+                body.replace(due.phrase, "", 1),
+            )
+            if due
+            else ""
+        )
+        if (
+            due is not None
+            and last_step is not None
+            and labels[-1] == ("step", last_step)
+            and (not has_action or len(re.sub(r"(?:就|再|了)", "", rest)) <= 2)
+            and len(rest) <= 4
+            and re.search(r"^(?:这个|这|那个|时间|日子)|定在|定到|放在|改到", text.strip(" ，,"))
+        ):  # "…开个会，时间定在下周四" / "…发给她，这个明天就发": the date of the step just said
+            last_step = replace(last_step, due=due.iso(), due_phrase=due.phrase)
+            labels[-1] = ("step", last_step)
+            labels.append(("none", None))
+            continue
         if due is not None and len(body) <= len(due.phrase) + 2 and not has_action:
             pending_due = due  # "下周一之前，把报价发过去": the date stands alone before the action
             labels.append(("none", None))
@@ -320,6 +341,7 @@ def extract_offline(
             and not done
             and due is None
             and not continues
+            and not body.startswith("先")  # "…，先把演示视频发给她": a step of its own
             and last_step is not None
             and labels[-1] == ("step", last_step)
             and not _PAST.search(body)

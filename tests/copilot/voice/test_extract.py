@@ -144,6 +144,16 @@ def test_the_visit_itself_and_what_the_customer_asked_are_not_the_reps_next_step
     assert steps == [("2026-11-16", "把方案发给黄总监"), ("2026-11-18", "去一趟，当面给曹总演示")]
 
 
+def test_a_date_said_after_the_step_is_that_steps_date_and_a_contract_word_is_no_plan():
+    segs = (
+        Segment(0, 5, "法务那边主要卡在违约责任上。"),
+        Segment(5, 10, "我先把演示视频发给黄总监，这个明天就发，再请法务一起开个会，时间定在下周四。"),
+    )
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    steps = [(s["due"], s["action"]) for s in record["next_steps"]]
+    assert steps == [("2026-11-13", "把演示视频发给黄总监"), ("2026-11-19", "请法务一起开个会")]
+
+
 def test_fillers_are_not_left_in_the_span():
     segs = (Segment(0, 6, "曹总那个，怎么说呢，抱怨我们去年的售后响应慢，拖了一个月。"),)
     record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()

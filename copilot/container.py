@@ -312,7 +312,7 @@ class Container:
 
         sg = self.suggester
         return RulesAdmin(store=self.rules, home=self.settings.home, kb=lambda: self.kb, crm=self.crm,
-                          facts=lambda snap, day: sg.facts(snap, day, sg.kb()))  # fmt: skip
+                          facts=lambda snap, day: sg.facts(snap, day, sg.kb()), llm=lambda: self.llm)  # fmt: skip
 
     @component
     def memo_repo(self):

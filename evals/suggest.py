@@ -6,7 +6,8 @@ The system is a parameter (this module never imports ``copilot``):
                 verify=lambda citation_json, case: bool)
 
 An expected action counts when one suggestion has its ``action_type`` and cites every ``must_cite``
-entry (``kb:<doc path>``, ``crm:<customer_id>.<field>``, ``memo:<memo_id>``; ``a|b`` = either).
+entry (``kb:<doc path>``, ``crm:<customer_id>.<field>``, ``memo:<memo_id>``; ``a|b`` = either);
+``action_type_recall`` counts an expected action when one suggestion has its ``action_type``, whatever it cites.
 A forbidden entry is hit when a suggestion of its ``action_type`` matches ``detail``: a ``kb:``/``crm:``
 /``memo:`` detail matches a citation of that source; any other detail is text that must not appear
 in the title, rationale or proposed change. Citation validity = shown citations that ``verify`` /
@@ -76,7 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_suggest(
     cases: Iterable[Mapping[str, Any]], *, suggest: Suggest, verify: Verify | None = None
 ) -> dict[str, Any]:
-    n_cases = expected = met = forbidden = citations = valid = 0
+    n_cases = expected = met = typed = forbidden = citations = valid = 0
     latencies: list[float] = []
     for case in cases:
         n_cases += 1
@@ -86,6 +87,7 @@ def run_suggest(
         for exp in case.get("expected_actions") or []:
             expected += 1
             met += any(meets(s, exp) for s in shown)
+            typed += any(s.get("action_type") == exp.get("action_type") for s in shown)
         for rule in case.get("forbidden") or []:
             forbidden += sum(1 for s in shown if forbidden_hit(s, rule))
         for s in shown:
@@ -95,6 +97,7 @@ def run_suggest(
     return {
         "n_cases": n_cases,
         "expected_recall": round(met / expected, 4) if expected else 1.0,
+        "action_type_recall": round(typed / expected, 4) if expected else 1.0,
         "forbidden_hits": forbidden,
         "citation_validity": round(valid / citations, 4) if citations else 1.0,
         "p95_ms": round(percentile(latencies, 0.95), 1),

@@ -26,6 +26,7 @@ from copilot.api.routes import (
     local_cli,
     memos,
     notifications,
+    rules,
     suggestions,
     web,
 )
@@ -91,6 +92,7 @@ def create_app(services: Container, *, local_cli_token_sha256: str | None = None
         adoption,
         notifications,
         local_cli,
+        rules,
     )
     for module in routes:
         app.include_router(module.router)

@@ -52,6 +52,27 @@ def approve(
         typer.echo(f"已批准 {d['id']}：{d['description']}")
 
 
+@app.command("reject")
+def reject(
+    ids: Annotated[list[str], typer.Argument(help="草稿 ID")],
+    by: Annotated[str, typer.Option("--by", help="驳回人（记入审计日志）")] = "cli",
+    reason: Annotated[str, typer.Option("--reason", help="驳回原因")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """驳回规则草稿（不生效，记入审计日志）。"""
+    from copilot.agent.ruleset import RulesError
+
+    try:
+        done = services().rules_admin.reject(ids, by=by, reason=reason)
+    except RulesError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json({"rejected": [d["id"] for d in done]})
+        return
+    for d in done:
+        typer.echo(f"已驳回 {d['id']}：{d['description']}")
+
+
 @app.command("list")
 def list_rules(as_json: JsonOpt = False) -> None:
     """列出当前生效与停用的规则。"""

@@ -3,12 +3,19 @@ the list, and a preview of how many customers a condition fires for today ("将�
 
 Drafts wait in ``$COPILOT_HOME/rule_drafts.json``; approving writes ``$COPILOT_HOME/rules.yaml`` through
 ``RuleStore.save`` (validated), keeps the previous file in ``rules_history/`` and appends who approved what
-to ``rules_audit.jsonl``.
+to ``rules_audit.jsonl``. A manager may also reject a draft, and write or edit a condition rule from an
+expression (``save_rule``: validated before anything is written; the rule's ``meta.version`` goes up by one
+on every change). Every change is one audit line ``{"at","by","op","rules",…}``; ``history(rule_id)`` is
+that rule's lines. The CLI (`copilot rules …`) and the HTTP API (`/api/rules…`) both call this class.
+
+Rules are one file for the company; what a manager sees of a preview is scoped: ``preview(…, owners=)``
+counts and names only the customers of those owners (the manager's team; ``None`` for an admin).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,13 +26,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from connectors.crm.base import CRM
+from copilot.agent.conditions import check_condition
 from copilot.agent.rule_drafts import RuleDraft, draft_rules
-from copilot.agent.rules import RuleStore
+from copilot.agent.rule_drafts_llm import llm_rule_drafts, merge_drafts
+from copilot.agent.rules import RuleStore, parse_rules
 from copilot.agent.ruleset import Rule, RulesError
 from copilot.agent.triggers import KINDS
+from copilot.domain import ACTION_TYPES
 
 if TYPE_CHECKING:
     from copilot.agent.facts import Facts
+    from copilot.infra.llm.chat_model import ChatModel
     from knowledge_base.base import KnowledgeBase
 
 RULE_DOC_TYPES = ("rules", "policy")
@@ -38,6 +49,7 @@ class RulesAdmin:
     kb: Callable[[], KnowledgeBase | None]
     crm: CRM
     facts: Callable[[Any, date], Facts]  # (snapshot, as_of) -> Facts (the suggester's)
+    llm: Callable[[], ChatModel | None] = lambda: None  # drafts by structured output when configured
 
     @property
     def drafts_path(self) -> Path:
@@ -54,7 +66,10 @@ class RulesAdmin:
             for doc in sorted(docs, key=lambda d: (d.doc_type != "rules", d.path)):
                 if doc.path in superseded:
                     continue
-                drafts += draft_rules(doc.path, kb.document_text(doc.path) or "")
+                text = kb.document_text(doc.path) or ""
+                offline = draft_rules(doc.path, text)
+                llm = self.llm()
+                drafts += merge_drafts(offline, llm_rule_drafts(llm, doc.path, text)) if llm else offline
         seen: set[tuple[str, str]] = set()
         unique = []
         for d in drafts:  # the rules document wins over a policy restating the same rule
@@ -88,6 +103,7 @@ class RulesAdmin:
         by_id = {r.get("id"): r for r in rules}
         now = datetime.now(UTC).isoformat(timespec="seconds")
         meta = {"origin": "draft", "approved_by": by, "approved_at": now}
+        prior = {rid: int((r.get("meta") or {}).get("version") or 0) for rid, r in by_id.items()}
         for d in chosen:
             citation = dict(d.get("citation") or {})
             preset = by_id.get(d.get("preset"))
@@ -105,15 +121,135 @@ class RulesAdmin:
             for old in d.get("replaces") or []:
                 if old in by_id:
                     by_id[old]["enabled"] = False
+        for d in chosen:
+            rid = d.get("preset") if d.get("preset") in by_id else d["id"]
+            if rid in by_id:
+                by_id[rid]["meta"]["version"] = prior.get(rid, 0) + 1
         data["rules"] = rules
         self._keep_history()
         self.store.save(data)
-        with (self.home / "rules_audit.jsonl").open("a", encoding="utf-8") as f:
-            f.write(
-                json.dumps({"at": now, "by": by, "approved": [d["id"] for d in chosen]}, ensure_ascii=False)
-                + "\n"
-            )
+        self._drop_pending({d["id"] for d in chosen})
+        approved = [d["id"] for d in chosen]
+        self._audit({"at": now, "by": by, "op": "approve", "approved": approved, "rules": [
+            d.get("preset") or d["id"] for d in chosen], "expressions": [d["expression"] for d in chosen]})  # fmt: skip
         return chosen
+
+    def reject(self, ids: Iterable[str], *, by: str = "cli", reason: str = "") -> list[dict[str, Any]]:
+        """Drop drafts without approving them; the audit keeps who rejected what."""
+        wanted = set(ids)
+        drafts = self.pending()
+        chosen = [d for d in drafts if d["id"] in wanted]
+        missing = wanted - {d["id"] for d in chosen}
+        if missing or not wanted:
+            raise RulesError(f"找不到规则草稿：{'、'.join(sorted(missing)) or '（未指定）'}")
+        self._drop_pending(wanted)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self._audit({"at": now, "by": by, "op": "reject", "rejected": sorted(wanted), "rules": sorted(wanted),
+                     "reason": reason[:500]})  # fmt: skip
+        return chosen
+
+    def _drop_pending(self, ids: set[str]) -> None:
+        if self.drafts_path.exists():
+            left = [d for d in self.pending() if d["id"] not in ids]
+            self.drafts_path.write_text(
+                json.dumps({"drafts": left}, ensure_ascii=False, indent=1), encoding="utf-8"
+            )
+
+    # -- rules written by a manager ----------------------------------------------------------------
+    def save_rule(
+        self,
+        *,
+        rule_id: str | None,
+        expression: str,
+        action_type: str,
+        description: str,
+        enabled: bool = True,
+        due_in_days: int = 3,
+        by: str = "cli",
+    ) -> dict[str, Any]:
+        """Create (``rule_id`` None) or edit a condition rule; RulesError (Chinese) before any write."""
+        expression = (expression or "").strip()
+        description = (description or "").strip()
+        if not expression:
+            raise RulesError("请填写条件表达式，如 opp.amount > 1000000 and not opp.se_assigned")
+        problem = check_condition(expression)
+        if problem:
+            raise RulesError(problem)
+        if action_type not in ACTION_TYPES:
+            raise RulesError(f"动作类型 {action_type!r} 不支持；可选：{', '.join(ACTION_TYPES)}")
+        if not description:
+            raise RulesError("请填写规则说明（建议中会显示给销售）")
+        if any(ord(ch) < 32 for ch in description + expression):
+            raise RulesError("规则说明和条件中不能包含控制字符（如 \\u0000、换行）")
+        if not 0 <= due_in_days <= 365:
+            raise RulesError("截止天数应在 0–365 之间")
+        data = yaml.safe_load(self.store.text()) or {}
+        rules: list[dict[str, Any]] = list(data.get("rules") or [])
+        by_id = {r.get("id"): r for r in rules}
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        before = None
+        if rule_id is None:
+            rule_id = "mr_" + secrets.token_hex(5)
+            rule: dict[str, Any] = {
+                "id": rule_id,
+                "kind": "condition",
+                "params": {},
+                "meta": {"origin": "manager"},
+            }
+            rules.append(rule)
+        elif rule_id in by_id:
+            rule = by_id[rule_id]
+            if rule.get("kind") not in (None, "condition"):
+                raise RulesError(
+                    f"规则 {rule_id} 是内置的 {rule.get('kind')} 规则，只能启用或停用，不能改写条件"
+                )
+            before = rule.get("expression")
+        else:
+            raise RulesError(f"找不到规则：{rule_id}")
+        meta = dict(rule.get("meta") or {})
+        meta.update(edited_by=by, edited_at=now, version=int(meta.get("version") or 0) + 1)
+        params = dict(rule.get("params") or {})
+        params["due_in_days"] = due_in_days
+        rule.update(kind="condition", expression=expression, action_type=action_type, description=description,
+                    enabled=bool(enabled), params=params, meta=meta)  # fmt: skip
+        data["rules"] = rules
+        parse_rules(data)  # the whole file must still be valid before the old one is kept aside
+        self._keep_history()
+        self.store.save(data)
+        self._audit({"at": now, "by": by, "op": "create" if before is None else "edit", "rules": [rule_id],
+                     "before": before, "after": expression, "version": meta["version"]})  # fmt: skip
+        return rule_json(next(r for r in self.store.load().rules if r.id == rule_id))
+
+    # -- versions and audit ------------------------------------------------------------------------
+    def _audit(self, entry: dict[str, Any]) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / "rules_audit.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def audit(self, rule_id: str | None = None) -> list[dict[str, Any]]:
+        """Audit lines, newest first; with ``rule_id``, only the changes to that rule (its version history)."""
+        path = self.home / "rules_audit.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            entry.setdefault("op", "approve" if entry.get("approved") else "change")
+            entry.setdefault("rules", entry.get("approved") or [])
+            if rule_id is None or rule_id in entry["rules"] or rule_id in (entry.get("approved") or []):
+                out.append(entry)
+        return out[::-1]
+
+    def versions(self) -> list[dict[str, Any]]:
+        """The rules file's earlier versions kept in ``rules_history/`` (newest first) and the current one."""
+        hist = self.home / "rules_history"
+        files = sorted(hist.glob("rules-*.yaml")) if hist.exists() else []
+        out = [{"version": i + 1, "file": f.name, "kept_at": f.name[6:-5]} for i, f in enumerate(files)]
+        out.append({"version": len(files) + 1, "file": "rules.yaml", "current": True})
+        return out[::-1]
 
     def _keep_history(self) -> None:
         path = self.store.path
@@ -126,17 +262,21 @@ class RulesAdmin:
     def list(self) -> list[dict[str, Any]]:
         return [rule_json(r) for r in self.store.load().rules]
 
-    def preview(self, expression: str, *, as_of: date | None = None) -> dict[str, Any]:
-        """How many customers the condition fires for on ``as_of`` (today by default)."""
+    def preview(
+        self, expression: str, *, as_of: date | None = None, owners: set[str] | None = None
+    ) -> dict[str, Any]:
+        """How many customers the condition fires for on ``as_of`` (today by default); with ``owners``
+        (the manager's team), only their customers are counted and named."""
         day = as_of or datetime.now(UTC).date()
         rule = Rule("preview", "condition", "other", "预览", expression=expression)
         ruleset = self.store.load()
-        fired = []
-        for summary in self.crm.list_customers():
+        fired, names = [], []
+        for summary in self.crm.list_customers(owner_ids=owners):
             snap = self.crm.get_customer(summary.id)
             if snap is not None and KINDS["condition"].evaluate(rule, self.facts(snap, day), ruleset):
                 fired.append(summary.id)
-        return {"count": len(fired), "customers": fired, "as_of": day.isoformat(),
+                names.append(summary.name)
+        return {"count": len(fired), "customers": fired, "names": names, "as_of": day.isoformat(),
                 "message": f"将对 {len(fired)} 个客户触发"}  # fmt: skip
 
 

@@ -155,6 +155,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("half_month", re.compile(r"半个月(?:之内|以内|内|之后|以后|后)?")),
+    ("named_month_part", re.compile(rf"(?P<month>{_NUM})月(?P<part>上旬|中旬|下旬|底|末|初|中){_BEFORE}")),
+    ("next_month_day", re.compile(rf"下个?月(?P<day>{_NUM})(?:号|日){_BEFORE}")),
     ("month_part", re.compile(rf"(?P<which>下个?|这个?|本|当)?月(?P<part>底|末|中|初){_BEFORE}")),
     ("next_month", re.compile(r"下个?月(?!底|末|中|初)")),
     ("week", re.compile(rf"(?P<prefix>下下个?|下个?|这个?|本){_WEEK}(?!末|[一二三四五六日天]){_BEFORE}")),
@@ -233,6 +235,20 @@ def _resolve(name: str, m: re.Match[str], today: date) -> DueDate | None:
             else _add_months(date(today.year, today.month, 1), 1)
         )
         return DueDate(date(start.year, start.month, 5), phrase, "by")
+    if name == "named_month_part":  # "十二月中旬": that month (next year once it is long past)
+        month = chinese_number(m.group("month"))
+        first = _calendar_date(month, 1, today) if month else None
+        if first is None:
+            return None
+        part = m.group("part")
+        day = {"上旬": 10, "中旬": 20, "初": 5, "中": 15}.get(part)
+        end = date(first.year, first.month, day) if day else _month_end(first.year, first.month)
+        return DueDate(end, phrase, "by" if part in ("上旬", "中旬", "下旬", "底", "末", "初") else deadline)
+    if name == "next_month_day":  # "下个月15号": that day of next month
+        day = chinese_number(m.group("day"))
+        nxt = _add_months(date(today.year, today.month, 1), 1)
+        resolved = _safe_date(nxt.year, nxt.month, day) if day else None
+        return DueDate(resolved, phrase, deadline) if resolved else None
     if name == "next_month":
         nxt = _add_months(date(today.year, today.month, 1), 1)
         return DueDate(_month_end(nxt.year, nxt.month), phrase, "by")

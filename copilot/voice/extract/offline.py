@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -13,19 +14,23 @@ from copilot.voice.extract.embed import PrototypeTyper, typer_for
 from copilot.voice.extract.lexicon import (
     _ACTION,
     _BRAND_CUES,
+    _BRAND_NAME,
     _BRAND_TAIL,
     _COMMIT_CUE,
+    _COMPARISON_TAIL,
     _COMPETITOR_CUES,
     _CONCERN,
     _CONCERN_QUESTION,
     _FUTURE_SUBJECT_CUSTOMER,
     _NEED,
     _NEED_LEAD,
+    _NEGATED_CUE,
     _NEGATIVE,
     _NOT_COMPANY,
     _OBJECTION_PATTERNS,
     _PAST,
     _POSITIVE,
+    _PRICE_OR_COMPARISON,
     _REP_TURN,
     _STAGE_CUES,
     _STRONG_CONCERN,
@@ -154,7 +159,8 @@ def _find_competitors(
             alias = next((a for a in sorted(aliases, key=len, reverse=True) if a in cl.text), None)
             if alias:
                 found.setdefault(canonical, (alias, True, set()))[2].add(cl.segment)
-        for m in (m for cue in _COMPETITOR_CUES for m in cue.finditer(cl.text)):
+        said_not = bool(_NEGATED_CUE.search(cl.text))  # "没聊竞争对手的事" names no one
+        for m in (m for cue in _COMPETITOR_CUES if not said_not for m in cue.finditer(cl.text)):
             name = m.group("name")
             if _NOT_COMPANY.match(name) or any(name in a or a in name for a in exclude):
                 continue
@@ -168,6 +174,17 @@ def _find_competitors(
             if any(name in a or a in name for a in exclude):
                 continue
             if any(name in a or a in name for aliases in ctx.competitors.values() for a in aliases):
+                continue
+            found.setdefault(name, (name, False, set()))[2].add(cl.segment)
+    priced = {cl.sentence for cl in clauses if _PRICE_OR_COMPARISON.search(cl.text)}
+    for cl in (cl for cl in clauses if cl.sentence in priced):
+        for m in _BRAND_NAME.finditer(cl.text):
+            name = m.group("name")
+            if len(name) < 3 or _NOT_COMPANY.match(name) or any(n in name or name in n for n in found):
+                continue
+            if any(name in a or a in name for a in exclude) or any(
+                name in a or a in name for aliases in ctx.competitors.values() for a in aliases
+            ):
                 continue
             found.setdefault(name, (name, False, set()))[2].add(cl.segment)
     # An unknown name seen once by its cue is also caught later by its bare mentions.
@@ -193,7 +210,7 @@ def _objection_type(
             if pattern.search(text):
                 return kind
     if any(n in text for n in competitor_names) and re.search(
-        r"比|那边|人家|更|送|用的|报价|方案|便宜|已经在用|也在|找", text
+        r"比|那边|人家|更|送|用的|报价|报了|方案|便宜|低|免费|给了|已经在用|也在|找", text
     ):
         return "竞品"
     if _STRONG_CONCERN.search(text):
@@ -218,6 +235,22 @@ def _owner(text: str, said_as: Mapping[str, str]) -> str:
     if _FUTURE_SUBJECT_CUSTOMER.match(text):
         return CUSTOMER
     return REP
+
+
+_DONE = re.compile(r"(?:去|见|做|开|谈|聊|看|拜访|参加|带|约)了(?!解)")
+_STILL_AHEAD = re.compile(r"之前|以前|前把|再|会|要|将|准备")
+_SPEECH = re.compile(r"说|问|要求|希望|提出|表示|觉得|想")
+_PRONOUN = re.compile(r"^(?:他们|她们|他|她|对方|客户|人家)")
+_REP_LEAD = re.compile(r"^(?:我们这边|我这边|我们|我)?(?:今天|明天)?(?:先|再|尽快|马上)?(?=.{4,})")
+
+
+def _customer_speech(text: str, said_as: Mapping[str, str]) -> bool:
+    """The clause reports what a customer said or asked ("郑主任问…", "她要求…"), not a plan of the rep's."""
+    speech = _SPEECH.search(text[:10])
+    if speech is None or "我" in text[: speech.start()]:
+        return False
+    head = text[: speech.start()]
+    return bool(_PRONOUN.match(head)) or any(m in head for m in said_as)
 
 
 def _similar(a: str, b: str) -> bool:
@@ -253,6 +286,7 @@ def extract_offline(
     pending_due = None
     commit_sentence: int | None = None  # a sentence opening with 下一步/接下来: its actions are steps
     last_step: NextStep | None = None
+    rep_sentence = named_sentence = None  # the sentence the rep is speaking in / that names a competitor
     for cl in clauses:
         text = cl.text
         if cl.first_in_sentence:
@@ -265,18 +299,65 @@ def extract_offline(
             labels.append(("none", None))
             continue
         due = resolve_due(body, recorded_at)
-        has_action = bool(_ACTION.search(re.sub(r"(?:之前|以前|前|之内|以内|内)$", "", body)))
+        has_action = bool(_ACTION.search(re.sub(r"(?:之前|以前|前|之内|以内|内)$", "", body))) or bool(
+            due is not None and re.search(r"把.{2,}", body)  # "下周四之前把参数对一下": 把 + a date is a plan
+        )
         continues = last_step is not None and bool(
-            re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把)", text)
+            re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把|先把|先)", text)
         )
         future = (
             commit_sentence == cl.sentence or bool(_COMMIT_CUE.search(body)) or due is not None or continues
         )
+        rest = (
+            re.sub(
+                r"^(?:这个|这|那个|时间|日子)?(?:就|再|定在|定到|放在|改到)?",
+                "",
+                body.replace(due.phrase, "", 1),
+            )
+            if due
+            else ""
+        )
+        if (
+            due is not None
+            and last_step is not None
+            and labels[-1] == ("step", last_step)
+            and (not has_action or len(re.sub(r"(?:就|再|了)", "", rest)) <= 2)
+            and len(rest) <= 4
+            and re.search(r"^(?:这个|这|那个|时间|日子)|定在|定到|放在|改到", text.strip(" ，,"))
+        ):  # "…开个会，时间定在下周四" / "…发给她，这个明天就发": the date of the step just said
+            last_step = replace(last_step, due=due.iso(), due_phrase=due.phrase)
+            labels[-1] = ("step", last_step)
+            labels.append(("none", None))
+            continue
         if due is not None and len(body) <= len(due.phrase) + 2 and not has_action:
             pending_due = due  # "下周一之前，把报价发过去": the date stands alone before the action
             labels.append(("none", None))
             continue
-        if has_action and future and not _PAST.search(body) and not re.search(r"(?:了|过)$", body):
+        spoken = _customer_speech(body, said_as)  # "郑主任问能不能做到当天出报告": not the rep's plan
+        done = bool(_DONE.search(body)) and not _STILL_AHEAD.search(body)  # "今天去仁济做了评审"
+        if (
+            has_action
+            and not spoken
+            and not done
+            and due is None
+            and not continues
+            and not body.startswith("先")  # "…，先把演示视频发给她": a step of its own
+            and last_step is not None
+            and labels[-1] == ("step", last_step)
+            and not _PAST.search(body)
+        ):  # "下周一去一趟，当面给老板演示": the same step goes on
+            last_step = replace(last_step, action=f"{last_step.action}，{body}")
+            labels[-1] = ("step", last_step)
+            labels.append(("none", None))
+            continue
+        if (
+            has_action
+            and future
+            and not spoken
+            and not done
+            and not _PAST.search(body)
+            and not re.search(r"(?:了|过)$", body)
+        ):
             if due is None and pending_due is not None:
                 due, pending_due = pending_due, None
             if (
@@ -291,16 +372,29 @@ def extract_offline(
                 )  # done alongside the previous step
             else:
                 step_due, step_phrase = (due.iso(), due.phrase) if due else (None, None)
-            action = re.sub(r"^(?:我(?:这边|这周|们)?|我们这边)(?=.{4,})", "", body).strip(" ，,")
+            plan = (
+                body.replace(due.phrase, "", 1)
+                if due is not None and len(body) > len(due.phrase) + 1
+                else body
+            )
+            action = _REP_LEAD.sub("", plan.strip(" ，,")).strip(" ，,") or plan
             last_step = NextStep(
                 action or body, _owner(body, said_as), step_due, step_phrase, _ref(segments, cl.segment)
             )
             labels.append(("step", last_step))
             continue
-        if _REP_TURN.match(body):
+        if any(n and n in body for n in competitor_names):
+            named_sentence = cl.sentence
+        elif done and not spoken:  # the rep's account of the visit itself ("今天去仁济做了对接评审")
             labels.append(("rep", None))
             continue
-        kind = _objection_type(body, competitor_names, typer)
+        if _REP_TURN.match(body) or rep_sentence == cl.sentence:
+            rep_sentence = cl.sentence  # "我说授权书没问题，折扣要请示": the rest of the sentence too
+            labels.append(("rep", None))
+            continue
+        kind = None if _NEGATED_CUE.search(body) else _objection_type(body, competitor_names, typer)
+        if kind is None and named_sentence == cl.sentence and _COMPARISON_TAIL.match(body):
+            kind = "竞品"  # "华影医疗上周又去了一次，据说给了三年免费保修"
         wants = _NEED.search(body) and len(body) >= 4
         if wants and kind is None and _CONCERN_QUESTION.search(body):
             kind = _question_type(body)
@@ -347,12 +441,18 @@ def extract_offline(
             and clauses[lo - 1].sentence == same
             and labels[lo - 1][0] == "none"
             and lo - 1 not in used
+            and not _NEGATED_CUE.search(clauses[lo - 1].text)  # "孔总说续约没问题，希望今年不涨价"
         ):
             lo -= 1
-        while (
+        while (  # the clauses that say nothing else, the same concern, or go on with the comparison
             hi + 1 < len(clauses)
             and clauses[hi + 1].sentence == same
-            and (labels[hi + 1][0] == "none" or labels[hi + 1] == ("objection", value))
+            and (
+                labels[hi + 1][0] == "none"
+                or labels[hi + 1] == ("objection", value)
+                or (labels[hi + 1][0] == "objection" and _COMPARISON_TAIL.match(_clean(clauses[hi + 1].text)))
+                or (value == "竞品" and labels[hi + 1] == ("objection", "价格"))
+            )
         ):
             hi += 1
         used.update(range(lo, hi + 1))

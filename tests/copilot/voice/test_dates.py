@@ -36,6 +36,9 @@ THURSDAY = date(2026, 11, 12)
         ("月底前", "2026-11-30", "by"),
         ("这个月底", "2026-11-30", "by"),
         ("下个月底", "2026-12-31", "by"),
+        ("下个月15号之前把建议发过去", "2026-12-15", "by"),  # a day of next month, not its end
+        ("十二月中旬再来拜访", "2026-12-20", "by"),  # that month's middle third, not this month's 15th
+        ("三月底前定下来", "2027-03-31", "by"),  # a month long past this year: next year's
         ("月中", "2026-11-15", "on"),
         ("下个月再说", "2026-12-31", "by"),
         ("两周内", "2026-11-26", "by"),

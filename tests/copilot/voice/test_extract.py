@@ -116,6 +116,51 @@ def test_without_crm_context_unknown_competitors_are_found_by_their_cue_and_mark
     assert [(c["name"], c["known"]) for c in record["competitors"]] == [("西门子", False)]
 
 
+def test_an_unknown_brand_beside_a_price_comparison_is_a_competitor_and_the_comparison_one_objection():
+    segs = (Segment(0, 8, "曹总说有个叫蓝鲸物联的公司也来谈过了，报价比我们低不少，让我们再考虑。"),)
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    assert [(c["name"], c["known"]) for c in record["competitors"]] == [("蓝鲸物联", False)]
+    assert len(record["objections"]) == 1
+    assert "蓝鲸物联" in record["objections"][0]["text"] and "比我们低" in record["objections"][0]["text"]
+
+
+def test_a_cue_said_not_to_have_come_up_and_the_rest_of_the_reps_sentence_are_not_objections():
+    segs = (
+        Segment(0, 4, "这次没再提价格太贵的事。"),
+        Segment(4, 9, "我说交期没问题，折扣要回去请示。"),
+    )
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    assert record["objections"] == []
+    assert record["competitors"] == []
+
+
+def test_the_visit_itself_and_what_the_customer_asked_are_not_the_reps_next_steps():
+    segs = (
+        Segment(0, 5, "今天去仁康做了现场评审，曹总问能不能明天就出方案。"),
+        Segment(5, 10, "我下周一之前把方案发给黄总监，下周三去一趟，当面给曹总演示。"),
+    )
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    steps = [(s["due"], s["action"]) for s in record["next_steps"]]
+    assert steps == [("2026-11-16", "把方案发给黄总监"), ("2026-11-18", "去一趟，当面给曹总演示")]
+
+
+def test_a_date_said_after_the_step_is_that_steps_date_and_a_contract_word_is_no_plan():
+    segs = (
+        Segment(0, 5, "法务那边主要卡在违约责任上。"),
+        Segment(5, 10, "我先把演示视频发给黄总监，这个明天就发，再请法务一起开个会，时间定在下周四。"),
+    )
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    steps = [(s["due"], s["action"]) for s in record["next_steps"]]
+    assert steps == [("2026-11-13", "把演示视频发给黄总监"), ("2026-11-19", "请法务一起开个会")]
+
+
+def test_fillers_are_not_left_in_the_span():
+    segs = (Segment(0, 6, "曹总那个，怎么说呢，抱怨我们去年的售后响应慢，拖了一个月。"),)
+    record = extract_offline(segs, recorded_at=RECORDED, context=context()).to_json()
+    assert record["objections"] and "那个" not in record["objections"][0]["text"]
+    assert not record["objections"][0]["text"].startswith("个")
+
+
 def test_offline_extractor_says_what_it_could_not_find():
     segs = (Segment(0, 3, "嗯，今天天气不错。"),)
     record = extract_offline(segs, recorded_at=RECORDED, context=ExtractionContext()).to_json()

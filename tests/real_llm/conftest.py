@@ -27,6 +27,9 @@ from tests.conftest import MODELS_DIR
 ENGINE = os.environ.get("COPILOT_TEST_LLM", "").strip()
 REQUIRED = os.environ.get("COPILOT_TEST_LLM_REQUIRED") == "1"
 CONTEXT_TOKENS = int(os.environ.get("COPILOT_TEST_LLM_CONTEXT_TOKENS", "4096"))
+# Inference threads: `copilot llm serve` defaults to cores − 1 (llama.cpp spin-waits beside busy
+# processes); CI runs this tier alone on the machine and gives it every core.
+THREADS = os.environ.get("COPILOT_TEST_LLM_THREADS", "").strip()
 START_TIMEOUT_S = 180
 MODEL = "qwen2.5-coder-0.5b-instruct"
 
@@ -85,6 +88,7 @@ def engine_url(tmp_path_factory):
         "serve",
         "--port",
         str(port),
+        *(["--threads", THREADS] if THREADS else []),
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -111,11 +111,12 @@ def test_demo_knowledge_questions_are_answered_by_the_model_with_citations_that_
                 bad.append((q, c["quote"]))
     accepted = modes.count("llm")
     fallbacks = _metric(services, "copilot_llm_fallbacks", "chat")
+    tool_fallbacks = _metric(services, "copilot_llm_fallbacks", "chat_tools")
     _report(
         capsys,
         f"chat: {accepted}/{len(QUESTIONS)} answered in mode llm; p50 {statistics.median(seconds):.1f} s, "
         f"p95 {_percentile(seconds, 0.95):.1f} s; shown citations verified {shown - len(bad)}/{shown}; "
-        f"fallbacks {fallbacks or 'none'}",
+        f"fallbacks {fallbacks or 'none'}; tool-calling fallbacks {tool_fallbacks or 'none'}",
     )
     assert not bad, bad
     assert accepted >= 8, (modes, fallbacks)
@@ -140,7 +141,7 @@ def test_the_planners_proposals_stay_within_policy_and_cite_what_verifies(demo, 
     sg = services.suggester
     resolve = sg.resolver(AS_OF)
     modes, seconds = [], []
-    for customer_id in ("c_huaxing", "c_renkang"):
+    for customer_id in ("c_renkang",):  # c_huaxing is planned by the no-write test above
         tier = services.crm.get_customer(customer_id).tier
         started = time.perf_counter()
         result = sg.plan_for_owner(customer_id, AS_OF)
@@ -174,7 +175,7 @@ def test_extraction_answers_validate_against_the_schema(demo, capsys):
     llm.chat = recording
     rows = [
         json.loads(x)
-        for x in (REPO / "evals/datasets/memos.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+        for x in (REPO / "evals/datasets/memos.jsonl").read_text(encoding="utf-8").splitlines()[:2]
     ]
     snapshots = [services.crm.get_customer(c.id) for c in services.crm.list_customers()]
     modes, invalid = [], []

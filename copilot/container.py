@@ -258,6 +258,7 @@ class Container:
             models_dir=cfg.models_dir,
             openai_base_url=cfg.llm.base_url,
             openai_api_key=cfg.llm.api_key,
+            backend=cfg.embed_backend,
         )
 
     @component

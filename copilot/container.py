@@ -297,7 +297,8 @@ class Container:
         from copilot.voice.whisper_model import resolve_whisper_model
 
         return WhisperTranscriber(
-            resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir)
+            resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir),
+            idle_seconds=self.settings.whisper_idle_seconds,
         )
 
     # -- use cases ------------------------------------------------------------------------------------

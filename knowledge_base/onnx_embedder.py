@@ -9,10 +9,17 @@ Threads, for 2 cores: the session has one intra-op thread, so a query runs on th
 no thread hand-offs (12 ms vs 26 ms through torch on this machine kind). A batch (ingest) is tokenised,
 sorted by length (little padding) and cut into sub-batches that run concurrently, one per core, on the
 same session (onnxruntime's ``run`` is thread-safe and releases the GIL), so the weights load once.
+
+Memory: the weights are memory-mapped (external data), onnxruntime's arena is off and a sub-batch holds
+at most ``MAX_BATCH_TOKENS`` padded tokens, so a long-document ingest does not leave a server holding
+gigabytes of attention buffers (with the arena on, one 32 × 512-token batch kept ~2 GB); freed memory
+is handed back to the system after each batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -37,6 +44,29 @@ EXPORT_MANIFEST = "copilot-onnx-manifest.json"
 EXPORT_FORMAT_VERSION = 1
 EXPORT_TIMEOUT_S = 900.0
 SMALL_BATCH = 4  # up to this many texts run as one sub-batch on the caller's thread (queries)
+MAX_BATCH_TOKENS = 4096  # padded tokens per sub-batch: bounds the attention buffers (batch × heads × len²)
+
+
+def _return_freed_memory() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def length_batches(lengths: Sequence[int], *, max_size: int, max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length (longest first), cut into batches of at most ``max_size`` texts and
+    ``max_tokens`` padded tokens (a text longer than the budget goes alone)."""
+    order = sorted(range(len(lengths)), key=lambda n: lengths[n], reverse=True)
+    batches: list[list[int]] = []
+    for n in order:
+        if (
+            batches
+            and len(batches[-1]) < max_size
+            and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens
+        ):
+            batches[-1].append(n)
+        else:
+            batches.append([n])
+    return batches
 
 
 def onnx_dir_for(model_dir: Path) -> Path:
@@ -180,6 +210,7 @@ class OnnxEmbedder:
             options.intra_op_num_threads = query_threads
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.enable_cpu_mem_arena = False
             self._session = ort.InferenceSession(
                 str(self.onnx_file), options, providers=["CPUExecutionProvider"]
             )
@@ -222,8 +253,9 @@ class OnnxEmbedder:
         if len(texts) <= SMALL_BATCH:
             return normalise(self._run([self._tokenizer.encode(t) for t in texts]))
         encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids), reverse=True)
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = length_batches(
+            [len(e.ids) for e in encodings], max_size=self.batch_size, max_tokens=MAX_BATCH_TOKENS
+        )
         workers = min(self.batch_threads, len(batches))
         if workers <= 1:
             results = [self._run([encodings[n] for n in batch]) for batch in batches]
@@ -233,6 +265,7 @@ class OnnxEmbedder:
         out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
         for batch, vectors in zip(batches, results, strict=True):
             out[batch] = vectors
+        _return_freed_memory()
         return normalise(out)
 
     def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:

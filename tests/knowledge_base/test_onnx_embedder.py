@@ -160,3 +160,13 @@ def test_the_server_process_searches_the_knowledge_base_without_importing_torch(
     assert done.returncode == 0, done.stderr[-2000:]
     backend, torch_loaded, _hits = done.stdout.split()
     assert (backend, torch_loaded) == ("onnx", "False")
+
+
+def test_batches_are_cut_by_length_and_a_token_budget():
+    from knowledge_base.onnx_embedder import length_batches
+
+    lengths = [10, 500, 20, 300, 10, 10, 490]
+    batches = length_batches(lengths, max_size=3, max_tokens=1000)
+    assert batches == [[1, 6], [3, 2, 0], [4, 5]]  # longest first; ≤ 3 texts and ≤ 1000 padded tokens
+    assert sorted(n for b in batches for n in b) == list(range(len(lengths)))
+    assert length_batches([], max_size=3, max_tokens=1000) == []

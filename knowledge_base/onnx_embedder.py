@@ -52,6 +52,15 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _default_batch_threads() -> int:
+    """All cores, unless the process was given a thread count the way torch is (``OMP_NUM_THREADS``:
+    ``copilot worker`` sets 1 per process and scales with processes)."""
+    with contextlib.suppress(ValueError):
+        if (wanted := int(os.environ.get("OMP_NUM_THREADS", "0"))) > 0:
+            return wanted
+    return max(1, os.cpu_count() or 1)
+
+
 def length_batches(lengths: Sequence[int], *, max_size: int, max_tokens: int) -> list[list[int]]:
     """Indices sorted by length (longest first), cut into batches of at most ``max_size`` texts and
     ``max_tokens`` padded tokens (a text longer than the budget goes alone)."""
@@ -200,7 +209,7 @@ class OnnxEmbedder:
         self.name = name or self.path.name
         self.batch_size = batch_size
         self.query_threads = query_threads
-        self.batch_threads = batch_threads or max(1, os.cpu_count() or 1)
+        self.batch_threads = batch_threads or _default_batch_threads()
         try:
             config = self._read_json("sentence_bert_config.json")
             st_config = self._read_json("config_sentence_transformers.json")

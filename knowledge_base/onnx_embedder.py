@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from knowledge_base.compact_tokenizer import CompactTokenizer
 from knowledge_base.prompting import ModelUnavailable, embed_passages_by_prompt, normalise
 
 logger = logging.getLogger(__name__)
@@ -198,7 +200,7 @@ class OnnxEmbedder:
     ) -> None:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
+            import tokenizers  # noqa: F401 - checked here, used by CompactTokenizer
         except ImportError as exc:  # pragma: no cover - dependencies of the distribution (via chromadb)
             raise ModelUnavailable(
                 "缺少 onnxruntime 或 tokenizers；请安装：pip install onnxruntime tokenizers"
@@ -214,7 +216,6 @@ class OnnxEmbedder:
             config = self._read_json("sentence_bert_config.json")
             st_config = self._read_json("config_sentence_transformers.json")
             model_config = self._read_json("config.json")
-            self._tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
             options = ort.SessionOptions()
             options.intra_op_num_threads = query_threads
             options.inter_op_num_threads = 1
@@ -226,10 +227,13 @@ class OnnxEmbedder:
         except Exception as exc:
             raise ModelUnavailable(f"无法加载向量模型 {self.path}（ONNX {self.onnx_file}）：{exc}") from exc
         max_length = int(config.get("max_seq_length") or model_config.get("max_position_embeddings") or 512)
-        self._tokenizer.enable_truncation(max_length)
-        self._tokenizer.no_padding()
-        pad = model_config.get("pad_token_id")
-        self._pad_id = int(pad if pad is not None else self._tokenizer.token_to_id("<pad>") or 0)
+        try:
+            self._tokenizer = CompactTokenizer(self.path / "tokenizer.json", max_length=max_length)
+        except Exception as exc:
+            raise ModelUnavailable(f"无法加载向量模型 {self.path} 的分词器：{exc}") from exc
+        self._pad_id = int(model_config.get("pad_token_id") or 0)
+        gc.collect()  # the tokenizer's JSON, parsed and pruned, is garbage now: hand it back
+        _return_freed_memory()
         prompts = st_config.get("prompts") or {}
         self._query_prompt: str | None = prompts.get("query")
         self._passage_prompt: str | None = prompts.get("passage")
@@ -244,13 +248,13 @@ class OnnxEmbedder:
     def dim(self) -> int:
         return self._dim
 
-    def _run(self, encodings: list) -> np.ndarray:
-        length = max(len(e.ids) for e in encodings)
+    def _run(self, encodings: list[np.ndarray]) -> np.ndarray:
+        length = max(len(e) for e in encodings)
         ids = np.full((len(encodings), length), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(encodings), length), dtype=np.int64)
         for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
+            ids[row, : len(enc)] = enc
+            mask[row, : len(enc)] = 1
         (vectors,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
         return vectors
 
@@ -260,10 +264,10 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         if len(texts) <= SMALL_BATCH:
-            return normalise(self._run([self._tokenizer.encode(t) for t in texts]))
-        encodings = self._tokenizer.encode_batch(texts)
+            return normalise(self._run(self._tokenizer.encode(texts)))
+        encodings = self._tokenizer.encode(texts)
         batches = length_batches(
-            [len(e.ids) for e in encodings], max_size=self.batch_size, max_tokens=MAX_BATCH_TOKENS
+            [len(e) for e in encodings], max_size=self.batch_size, max_tokens=MAX_BATCH_TOKENS
         )
         workers = min(self.batch_threads, len(batches))
         if workers <= 1:

@@ -275,7 +275,11 @@ class WhisperTranscriber:
     def _done(self) -> None:
         with self._lock:
             self._busy -= 1
-            self._last_used = time.monotonic()
+            idle = self._busy == 0
+        if idle:  # a transcription's buffers (~20-40 MB) go back to the system, not to the heap
+            _return_freed_memory()
+        with self._lock:
+            self._last_used = time.monotonic()  # the idle period starts now
             if self._model is not None:
                 self._arm_release()
 

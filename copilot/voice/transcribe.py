@@ -185,8 +185,8 @@ def _return_freed_memory() -> None:
 class WhisperTranscriber:
     """faster-whisper on CPU (int8, ``cpu_threads`` intra-op threads, one worker: memos run one at a
     time per process). The model loads lazily, on first use or ``load()``; with ``idle_seconds`` > 0 it
-    is released once no memo has used it for that long (~170 MB back; the next memo pays the ~1 s
-    load again)."""
+    is released once no memo has used it for that long (~130 MB of a server's RSS back; the next memo
+    pays the ~1 s load again)."""
 
     def __init__(
         self,

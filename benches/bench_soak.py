@@ -67,7 +67,7 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 
 
 @contextlib.contextmanager
-def _server(home: Path, port: int):
+def _server(home: Path, port: int, extra_env: dict[str, str] | None = None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "OPENAI_"))}
     env.update(
         COPILOT_HOME=str(home),
@@ -78,6 +78,7 @@ def _server(home: Path, port: int):
         NO_PROXY="127.0.0.1,localhost",
         COPILOT_RATE_LIMITS="false",  # a soak test is one user far faster than any person
     )
+    env.update(extra_env or {})
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         [str(BIN / "copilot"), "run", "--host", "127.0.0.1", "--port", str(port)],

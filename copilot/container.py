@@ -258,6 +258,7 @@ class Container:
             models_dir=cfg.models_dir,
             openai_base_url=cfg.llm.base_url,
             openai_api_key=cfg.llm.api_key,
+            backend=cfg.embed_backend,
         )
 
     @component
@@ -296,7 +297,8 @@ class Container:
         from copilot.voice.whisper_model import resolve_whisper_model
 
         return WhisperTranscriber(
-            resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir)
+            resolve_whisper_model(self.settings.whisper_model, self.settings.models_dir),
+            idle_seconds=self.settings.whisper_idle_seconds,
         )
 
     # -- use cases ------------------------------------------------------------------------------------

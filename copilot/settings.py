@@ -104,7 +104,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_queue: str = "copilot"  # the RQ queue API processes submit to and `copilot worker` serves
     embedding_model: str | None = None
+    # The bundled embedding model's runtime: onnx (onnxruntime, no torch in the process; exported once at
+    # provisioning) or torch (sentence-transformers, the fallback).
+    embed_backend: Literal["onnx", "torch"] = "onnx"
     whisper_model: str | None = None
+    # Whisper loads on the first memo and is released after this many idle seconds (0 = keep it loaded).
+    whisper_idle_seconds: float = Field(default=600.0, ge=0)
     crm: str = "local"
     # Where bundled models are provisioned; several homes (or tests) may share one.
     models_dir_override: Path | None = Field(default=None, validation_alias="COPILOT_MODELS_DIR")

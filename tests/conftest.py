@@ -41,10 +41,19 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(models_dir):
-    """The real bundled embedding model, loaded once per test worker."""
+    """The real bundled embedding model on its default runtime (onnxruntime), loaded once per test
+    worker; the ONNX export is made once into the shared models folder (under a file lock)."""
     from knowledge_base.embedder import load_embedder
 
     return load_embedder(None, models_dir=models_dir)
+
+
+@pytest.fixture(scope="session")
+def torch_embedder(models_dir):
+    """The same model through sentence-transformers (torch): the fallback runtime and the reference."""
+    from knowledge_base.embedder import load_embedder
+
+    return load_embedder(None, models_dir=models_dir, backend="torch")
 
 
 @pytest.fixture(scope="session")

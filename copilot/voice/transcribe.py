@@ -15,7 +15,11 @@ language call.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
+import gc
+import logging
 import re
 import threading
 import time
@@ -28,6 +32,8 @@ import numpy as np
 
 from copilot.voice import ModelUnavailable, guards
 from copilot.voice.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, SAMPLE_RATE, AudioError, decode_audio
+
+logger = logging.getLogger(__name__)
 
 # Language call: keep another language only when Whisper is this sure and zh is far behind.
 _OTHER_LANGUAGE_MIN_PROB = 0.6
@@ -169,8 +175,18 @@ def _hotword_prompt(hotwords: Sequence[str]) -> str | None:
     return "，".join(seen) or None
 
 
+def _return_freed_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise); a no-op elsewhere."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class WhisperTranscriber:
-    """faster-whisper on CPU (int8). The model loads lazily, once, on first use or ``load()``."""
+    """faster-whisper on CPU (int8, ``cpu_threads`` intra-op threads, one worker: memos run one at a
+    time per process). The model loads lazily, on first use or ``load()``; with ``idle_seconds`` > 0 it
+    is released once no memo has used it for that long (~130 MB of a server's RSS back; the next memo
+    pays the ~1 s load again)."""
 
     def __init__(
         self,
@@ -182,8 +198,14 @@ class WhisperTranscriber:
         max_seconds: float = DEFAULT_MAX_SECONDS,
         vad_min_seconds: float = VAD_MIN_SECONDS,
         languages: Sequence[str] = LANGUAGES,
+        idle_seconds: float = 0.0,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.idle_seconds = idle_seconds
+        self.loads = 0
+        self._busy = 0
+        self._last_used = 0.0
+        self._timer: threading.Timer | None = None
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
         self.max_bytes = max_bytes
@@ -209,7 +231,57 @@ class WhisperTranscriber:
                         f"无法加载语音模型 {self.model_dir}：{exc}；运行 copilot models check 查看如何修复。"
                     ) from exc
                 self.load_seconds = time.perf_counter() - started
+                self.loads += 1
+                self._last_used = time.monotonic()
+                self._arm_release()
         return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def release(self) -> bool:
+        """Drop the model now unless a transcription is using it; True if it was released."""
+        with self._lock:
+            if self._model is None or self._busy:
+                return False
+            self._model = None
+        _return_freed_memory()
+        logger.info("whisper: model released after %.0f s idle", time.monotonic() - self._last_used)
+        return True
+
+    def _arm_release(self) -> None:
+        if self.idle_seconds <= 0:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.idle_seconds, self._release_if_idle)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            idle = time.monotonic() - self._last_used
+            if self._busy or idle < self.idle_seconds * 0.99:
+                return
+        self.release()
+
+    def _use(self):
+        model = self.load()
+        with self._lock:
+            self._busy += 1
+        return model
+
+    def _done(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            idle = self._busy == 0
+        if idle:  # a transcription's buffers (~20-40 MB) go back to the system, not to the heap
+            _return_freed_memory()
+        with self._lock:
+            self._last_used = time.monotonic()  # the idle period starts now
+            if self._model is not None:
+                self._arm_release()
 
     def describe(self) -> dict[str, object]:
         size = (
@@ -224,6 +296,9 @@ class WhisperTranscriber:
             "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 3),
             "compute_type": "int8",
             "beam_size": self.beam_size,
+            "cpu_threads": self.cpu_threads,
+            "idle_seconds": self.idle_seconds,
+            "loaded": self.loaded,
         }
 
     def transcribe(
@@ -239,7 +314,22 @@ class WhisperTranscriber:
             samples, decoding = decoded.samples, decoded.report()
         duration = len(samples) / SAMPLE_RATE
         decode_s = time.perf_counter() - started
-        model = self.load()
+        model = self._use()
+        try:
+            return self._transcribe(model, samples, duration, decode_s, decoding, hotwords, language)
+        finally:
+            self._done()
+
+    def _transcribe(
+        self,
+        model: Any,
+        samples: np.ndarray,
+        duration: float,
+        decode_s: float,
+        decoding: Any,
+        hotwords: Sequence[str],
+        language: str | None,
+    ) -> Transcript:
         started = time.perf_counter()  # RTF covers decoding + transcription, not a one-off model load
         if language is None:
             _, _, probs = model.detect_language(samples)

@@ -173,9 +173,10 @@ def test_resolve_embedding_model_locates_the_bundled_model_without_loading_it(mo
 
 
 @pytest.mark.models
-def test_a_few_queries_take_the_one_thread_direct_path_with_the_same_vectors(embedder):
+def test_a_few_queries_take_the_one_thread_direct_path_with_the_same_vectors(torch_embedder):
     import torch
 
+    embedder = torch_embedder
     threads = torch.get_num_threads()
     texts = [
         "客户嫌贵咋回",

@@ -140,3 +140,33 @@ def test_wecom_silk_voice_message_of_real_speech_is_transcribed(transcriber, rea
 
     assert result.language == "zh"
     assert cer([clip["text"]], [result.text]) <= 0.25
+
+
+@pytest.mark.models
+def test_an_idle_model_is_released_and_the_next_memo_loads_it_again(whisper_dir, real_clips):
+    import time
+
+    clip = real_clips["fireredasr__BAC009S0764W0121"]
+    transcriber = WhisperTranscriber(whisper_dir, idle_seconds=1.5)
+
+    first = transcriber.transcribe(clip["path"])
+    assert transcriber.loaded and transcriber.loads == 1
+    deadline = time.monotonic() + 10
+    while transcriber.loaded and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not transcriber.loaded  # released by the idle timer
+
+    again = transcriber.transcribe(clip["path"])
+    assert transcriber.loads == 2 and again.text == first.text
+    assert transcriber.describe()["idle_seconds"] == 1.5
+
+
+@pytest.mark.models
+def test_a_model_in_use_is_not_released(whisper_dir):
+    transcriber = WhisperTranscriber(whisper_dir)  # idle_seconds=0: kept loaded, released only on request
+    transcriber._use()
+    try:
+        assert transcriber.release() is False and transcriber.loaded
+    finally:
+        transcriber._done()
+    assert transcriber.release() is True and not transcriber.loaded

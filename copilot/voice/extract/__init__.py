@@ -96,16 +96,27 @@ def extract_visit(
         llm.record(EXTRACT, reason)
         offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
         return VisitRecord(**{**_fields(offline), "note": "大模型抽取失败，已改用离线规则抽取。"})
-    empty = not (record.needs or record.objections or record.competitors or record.next_steps)
-    if empty and any(s.text.strip() for s in segments):
-        offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
-        if offline.needs or offline.objections or offline.competitors or offline.next_steps:
-            llm.record(EXTRACT, "empty")
-            return VisitRecord(
-                **{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"}
-            )
+    if not any(s.text.strip() for s in segments):
+        llm.record(EXTRACT, "repaired" if repaired else "accepted")
+        return record
+    offline = extract_offline(segments, recorded_at=recorded_at, context=ctx, embedder=embedder)
+    empty = not any(getattr(record, f) for f in _LIST_FIELDS)
+    if empty and any(getattr(offline, f) for f in _LIST_FIELDS):
+        llm.record(EXTRACT, "empty")
+        return VisitRecord(**{**_fields(offline), "note": "大模型未给出可核对的内容，已改用离线规则抽取。"})
+    # A field the model left empty where the offline rules found grounded items: take those (a small
+    # model often answers needs and drops next steps), and say so on the record.
+    filled = {f: getattr(offline, f) for f in _LIST_FIELDS if not getattr(record, f) and getattr(offline, f)}
     llm.record(EXTRACT, "repaired" if repaired else "accepted")
-    return record
+    if not filled:
+        return record
+    names = "、".join(_FIELD_NAMES[f] for f in filled)
+    note = f"{record.note + ' ' if record.note else ''}大模型未抽出的{names}由离线规则补充。"
+    return VisitRecord(**{**_fields(record), **filled, "note": note})
+
+
+_LIST_FIELDS = ("needs", "objections", "competitors", "next_steps")
+_FIELD_NAMES = {"needs": "需求", "objections": "异议", "competitors": "竞品", "next_steps": "下一步"}
 
 
 def _fields(record: VisitRecord) -> dict[str, Any]:

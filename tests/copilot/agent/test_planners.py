@@ -244,3 +244,31 @@ def test_failed_or_malformed_answers_fall_back_to_offline_with_a_note(world, stu
     result = sg.plan_for_owner("c_a1", AS_OF)
     assert result.mode == "offline" and result.note and result.suggestions
     _shown_citations_verify(sg, result)
+
+
+def test_a_rule_is_covered_only_by_a_model_suggestion_that_cites_the_rules_trigger(world, stub):
+    """A weak model proposes the right kind of step on the wrong grounds: the manager's rule and the facts
+    that fired it stay; a model step citing the same trigger replaces the rule's own draft."""
+    offline = suggester(world).plan_for_owner("c_a1", AS_OF, use_llm=False)
+    rule = next(s for s in offline.suggestions if s.citations[0].kind == "crm")
+
+    def wrong_grounds(request):
+        kb_id = next(i for i, v in _evidence(request).items() if v[0] == "kb")
+        return _answer({"action_type": rule.action_type, "title": "模型的建议", "rationale": "依据资料",
+                        "citations": [{"evidence_id": kb_id}]})  # fmt: skip
+
+    stub.handler = wrong_grounds
+    result = _llm_suggester(world, stub).plan_for_owner("c_a1", AS_OF)
+    assert result.mode == "llm"
+    same_type = [s for s in result.suggestions if s.action_type == rule.action_type]
+    assert "模型的建议" in [s.title for s in same_type]
+    assert any(s.citations[0].ref == rule.citations[0].ref for s in same_type)
+
+    def right_grounds(request):
+        trigger = next(i for i, v in _evidence(request).items() if v[0] == "crm" and rule.citations[0].quote in v[1])
+        return _answer({"action_type": rule.action_type, "title": "模型的建议", "rationale": "依据 CRM",
+                        "citations": [{"evidence_id": trigger}]})  # fmt: skip
+
+    stub.handler = right_grounds
+    result = _llm_suggester(world, stub).plan_for_owner("c_a1", AS_OF)
+    assert [s.title for s in result.suggestions if s.action_type == rule.action_type] == ["模型的建议"]

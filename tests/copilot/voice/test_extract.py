@@ -247,6 +247,19 @@ def test_llm_answer_is_validated_and_keeps_its_segment_references(stub, llm):
     assert sent.body["max_tokens"] > 0
 
 
+def test_a_field_the_model_left_empty_is_filled_from_the_offline_rules_and_the_record_says_so(stub, llm):
+    """Measured with a 0.5B local model: needs answered, next steps dropped (F1 0.0) — the rep still
+    gets the grounded next steps, marked as coming from the offline rules."""
+    stub.enqueue({"content": {**GOOD_ANSWER, "next_steps": []}})
+    record = extract_visit(SEGMENTS, recorded_at=RECORDED, context=context(), llm=llm).to_json()
+    offline = extract_visit(SEGMENTS, recorded_at=RECORDED, context=context()).to_json()
+
+    assert record["mode"] == "llm" and offline["next_steps"]
+    assert record["next_steps"] == offline["next_steps"]
+    assert record["needs"][0]["text"] == "门店断电的时候数据也不能断档"  # the model's own items stay
+    assert "下一步由离线规则补充" in record["note"]
+
+
 def test_an_answer_of_the_wrong_shape_gets_one_repair_turn_naming_the_error(stub, llm):
     stub.enqueue({"content": {"needs": "不是列表"}}, {"content": GOOD_ANSWER})
     record = extract_visit(SEGMENTS, recorded_at=RECORDED, context=context(), llm=llm).to_json()

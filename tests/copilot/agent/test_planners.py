@@ -265,7 +265,9 @@ def test_a_rule_is_covered_only_by_a_model_suggestion_that_cites_the_rules_trigg
     assert any(s.citations[0].ref == rule.citations[0].ref for s in same_type)
 
     def right_grounds(request):
-        trigger = next(i for i, v in _evidence(request).items() if v[0] == "crm" and rule.citations[0].quote in v[1])
+        trigger = next(
+            i for i, v in _evidence(request).items() if v[0] == "crm" and rule.citations[0].quote in v[1]
+        )
         return _answer({"action_type": rule.action_type, "title": "模型的建议", "rationale": "依据 CRM",
                         "citations": [{"evidence_id": trigger}]})  # fmt: skip
 

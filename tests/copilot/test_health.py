@@ -27,3 +27,16 @@ def test_errors_carry_a_request_id_header_and_body(services, client_for):
     assert r.status_code == 404
     assert r.json() == {"error": "not_found", "detail": "资源不存在。", "request_id": "req-123"}
     assert r.headers["x-request-id"] == "req-123"
+
+
+def test_healthz_says_whisper_is_loaded_only_while_the_model_is_in_memory(services, client_for, tmp_path):
+    from copilot.voice.transcribe import WhisperTranscriber
+
+    whisper = WhisperTranscriber(tmp_path)  # built lazily: nothing loaded yet
+    services.provide("transcriber", whisper)
+    client = client_for(services)
+    assert client.get("/healthz").json()["models"]["whisper"] == "not_loaded"
+    whisper._model, whisper.loads = object(), 1  # as after a memo
+    assert client.get("/healthz").json()["models"]["whisper"] == "loaded"
+    assert whisper.release()
+    assert client.get("/healthz").json()["models"]["whisper"] == "released"

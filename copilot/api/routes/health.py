@@ -33,7 +33,7 @@ def healthz(services: ServicesDep) -> Response:
         checks["vector_store"] = {"status": "not_loaded"}
     checks["models"] = {
         "embedding": "loaded" if services.is_loaded("embedder") else "not_loaded",
-        "whisper": "loaded" if services.is_loaded("transcriber") else "not_loaded",
+        "whisper": _whisper_state(services.loaded("transcriber")),
         "llm": services.settings.llm.model if services.settings.llm.enabled else "offline",
     }
     ok = checks["db"] == "ok" and (not kb_loaded or checks["vector_store"].get("status") == "ok")  # type: ignore[union-attr]
@@ -53,3 +53,13 @@ def metrics(request: Request, services: ServicesDep) -> Response:
                 "unauthenticated", "请提供监控令牌：Authorization: Bearer <COPILOT_METRICS_TOKEN>。"
             )
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _whisper_state(transcriber) -> str:
+    """``loaded`` only while the model is in memory: it loads on the first memo and is released after
+    ``COPILOT_WHISPER_IDLE_SECONDS`` idle (the transcriber component itself stays)."""
+    if transcriber is None:
+        return "not_loaded"
+    if getattr(transcriber, "loaded", True):
+        return "loaded"
+    return "released" if getattr(transcriber, "loads", 0) else "not_loaded"

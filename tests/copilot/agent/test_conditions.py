@@ -63,6 +63,27 @@ def test_chinese_operators_and_missing_values():
     assert not truthy(parse("opp.amount > 5", CATALOGUE), {"opp": {"amount": "很多"}})  # type clash: false
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"a" * 100000000000000 == ""',  # text repeated: would allocate 100 TB (MemoryError, or the OOM killer)
+        "tier * 100000000000000 == tier",
+        "[1] * 100000000000000 == [1]",
+        "memo_competitors * 100000000000000 == []",
+    ],
+)
+def test_repetition_of_text_or_lists_is_refused_without_allocating(text):
+    env = {"tier": "A", "memo_competitors": ["竞品甲"]}
+    assert truthy(compile_condition(text), env) is False  # a type clash: the rule does not fire
+
+
+def test_arithmetic_on_numbers_and_joining_text_still_work():
+    env = {"opp": {"amount": 600000, "name": "二期"}, "tier": "A", "memo_competitors": ["甲"]}
+    assert truthy(compile_condition("opp.amount * 2 - 200000 >= 1000000 / 1"), env)
+    assert truthy(compile_condition('tier + "类" == "A类"'), env)
+    assert truthy(compile_condition('"甲" in memo_competitors + ["乙"]'), env)
+
+
 # -- variables over facts -------------------------------------------------------------------------
 
 

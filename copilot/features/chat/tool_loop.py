@@ -193,6 +193,9 @@ class StreamFilter:
 
     _MARK = re.compile(r"[\[【]\s*E\d+(?:\s*[,，、]\s*E\d+)*\s*[\]】]")
     _CLAUSE = re.compile(r"[^，,。！？!?；;：:\n]*[，,。！？!?；;：:\n]|[^，,。！？!?；;：:\n]+$")
+    # Where the checks of the final reply stop looking back (``折扣：20%`` is one offer, ``折扣，20%`` not):
+    # each clause is checked together with the clauses before it up to such a mark.
+    _HARD_END = "，,。；;\n"
 
     def __init__(self, out: Callable[[str], None]) -> None:
         self._out = out
@@ -200,6 +203,7 @@ class StreamFilter:
         self._started = False
         self._json = False  # an answer written as JSON is not streamed: the final reply carries it
         self._muted = False
+        self._context = ""  # the clauses since the last hard end, shown or not
 
     def __call__(self, piece: str) -> None:
         if not self._started and piece.strip():
@@ -231,10 +235,13 @@ class StreamFilter:
         if rest and not self._json:
             self._emit(rest)
         self._started = self._json = self._muted = False
+        self._context = ""
 
     def _emit(self, text: str) -> None:
         for clause in self._CLAUSE.findall(text):
-            if clause and not (
-                _WRITE_CLAIM.search(clause) or discount_mentions(clause) or looks_like_injection(clause)
-            ):
+            if not clause:
+                continue
+            seen = self._context + clause
+            self._context = "" if clause[-1] in self._HARD_END else seen
+            if not (_WRITE_CLAIM.search(seen) or discount_mentions(seen) or looks_like_injection(seen)):
                 self._out(clause)

@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.crm import local_schema as crm_t
+from copilot.agent.answer import unsafe_reason
+from copilot.agent.offline_planner import discount_mentions
 from copilot.container import build_container
 from copilot.features.chat.tool_loop import StreamFilter, drop_write_claims, history_messages
 from copilot.features.crm_import import CRMImporter
@@ -384,6 +386,22 @@ def test_streamed_text_is_whole_clauses_without_markers_write_claims_or_discount
     assert out == ["先认同客户 ，", "再算总账。"]  # nothing shown before its clause ends
     stream.flush()
     assert "".join(out) == "先认同客户 ，再算总账。[注"
+
+
+def test_a_discount_split_over_clauses_is_not_streamed_when_the_final_check_rejects_it():
+    # 「折扣：20%」 and 「优惠！15%」 are discount offers to unsafe_reason (it looks across ：and ！), so no
+    # clause of them may be streamed either: the rejected answer must not reach the rep before the fallback.
+    text = "可以给您特别折扣：20%。另外优惠！15%的空间，先认同客户。"
+    assert unsafe_reason(text, []) == "discount_beyond_evidence"
+    out: list[str] = []
+    stream = StreamFilter(out.append)
+    for ch in text:
+        stream(ch)
+    stream.flush()
+    shown = "".join(out)
+    assert "20%" not in shown and "15%" not in shown
+    assert not discount_mentions(shown)
+    assert shown.endswith("先认同客户。")
 
 
 def test_a_tool_call_written_as_text_is_never_streamed():

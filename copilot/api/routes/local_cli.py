@@ -2,8 +2,8 @@
 
 `copilot serve` mints a random token at start-up, keeps only its SHA-256 (``app.state``), and hands the
 token to the CLI in ``<home>/run/server.json`` (mode 0600, removed on shutdown). These routes accept that
-token and nothing else (user tokens and web sessions are refused), and only from a loopback address;
-the token cannot call any other route. The CLI then answers from the server's warm models in about a
+token and nothing else (user tokens and web sessions are refused), and only from a loopback address
+and never through a proxy (forwarding headers are refused); the token cannot call any other route. The CLI then answers from the server's warm models in about a
 second instead of loading them (copilot.cli.local_server).
 """
 
@@ -21,6 +21,10 @@ from copilot.features.cli_reports import kb_search_report, suggest_report
 
 LOCAL_TOKEN_PREFIX = "cpl_"  # noqa: S105 - a public prefix, not a secret
 LOOPBACK = ("127.0.0.1", "::1")
+# The CLI connects straight to the server: a request relayed by a proxy is not it, whatever address the
+# proxy headers make it appear from (uvicorn rewrites the client from X-Forwarded-For for trusted
+# proxies, and FORWARDED_ALLOW_IPS=* trusts every peer).
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "x-real-ip", "forwarded")
 
 
 def token_sha256(token: str) -> str:
@@ -37,6 +41,7 @@ async def local_cli(request: Request) -> None:
     token = token.strip()
     if (
         client not in LOOPBACK
+        or any(h in request.headers for h in PROXY_HEADERS)
         or scheme.lower() != "bearer"
         or not token.startswith(LOCAL_TOKEN_PREFIX)
         or not hmac.compare_digest(token_sha256(token), expected)

@@ -69,6 +69,24 @@ def test_local_routes_take_only_the_servers_cli_token_from_loopback(crm_services
         assert off.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 404
 
 
+def test_local_routes_refuse_a_request_relayed_by_a_proxy(crm_services):
+    # uvicorn takes the client address from X-Forwarded-For when it trusts the peer (FORWARDED_ALLOW_IPS=*
+    # in a container, or a proxy on the same machine): a remote caller must not become "loopback" so.
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    token = local_server.new_token()
+    application = create_app(crm_services, local_cli_token_sha256=token_sha256(token))
+    url = f"/api/local/suggest?customer=c_a1&as_of={AS_OF}"
+    auth = {"Authorization": f"Bearer {token}"}
+    trusting = ProxyHeadersMiddleware(application, trusted_hosts="*")
+    with TestClient(trusting, client=("203.0.113.9", 50000)) as remote:
+        assert remote.get(url, headers={**auth, "X-Forwarded-For": "127.0.0.1"}).status_code == 401
+    with TestClient(application, client=("127.0.0.1", 50000)) as local:
+        for header in ("X-Forwarded-For", "X-Real-IP", "Forwarded"):
+            assert local.get(url, headers={**auth, header: "198.51.100.4"}).status_code == 401
+        assert local.get(url, headers=auth).status_code == 200
+
+
 def test_no_usable_server_means_in_process(tmp_path, monkeypatch):
     home = Path(os.environ["COPILOT_HOME"])
     assert local_server.server() is None  # no run file

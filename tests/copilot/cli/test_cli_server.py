@@ -87,6 +87,15 @@ def test_local_routes_refuse_a_request_relayed_by_a_proxy(crm_services):
         assert local.get(url, headers=auth).status_code == 200
 
 
+def test_the_run_file_is_private_even_over_a_stale_temporary_file(tmp_path):
+    stale = tmp_path / "run" / f".server.json.{os.getpid()}"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+    stale.chmod(0o644)  # left by someone else, or a crash with another umask
+    with local_server.advertised("http://127.0.0.1:9", local_server.new_token(), tmp_path) as path:
+        assert path is not None and path.stat().st_mode & 0o777 == 0o600
+
+
 def test_no_usable_server_means_in_process(tmp_path, monkeypatch):
     home = Path(os.environ["COPILOT_HOME"])
     assert local_server.server() is None  # no run file

@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     api_docs: bool = True  # /docs (Swagger UI, served from the installed package, no CDN)
     rate_limits: bool = True
     rate_limit_login: str = "10/15 minutes"  # failed logins per client address
-    rate_limit_expensive: str = "60/minute"  # per user: chat, KB search, suggestions, digest
+    rate_limit_expensive: str = "60/minute"  # per user: chat, KB search, suggestions, digest, rule previews
     rate_limit_uploads: str = "30/hour"  # per user: memo uploads
     upload_quota_bytes: int = 500 * 1024 * 1024  # per user, per 24 hours (memo uploads)
     failed_upload_retention_days: float = 7.0  # the audio of a failed memo is deleted after this

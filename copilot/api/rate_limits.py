@@ -8,7 +8,8 @@ Named limits (each a ``limits`` string such as ``60/minute``; empty = off; COPIL
 turns all off):
 
 * ``login``     failed logins per client address (COPILOT_RATE_LIMIT_LOGIN): a lockout, not a quota
-* ``expensive`` per user: chat, KB search, suggestions, digest (COPILOT_RATE_LIMIT_EXPENSIVE)
+* ``expensive`` per user: chat, KB search, suggestions, digest, rule previews and drafts
+  (COPILOT_RATE_LIMIT_EXPENSIVE)
 * ``uploads``   per user: memo uploads (COPILOT_RATE_LIMIT_UPLOADS)
 
 A refused request is 429 ``rate_limited`` with ``Retry-After``. If the limit store itself fails
@@ -39,6 +40,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/api/kb/search/?$"), "expensive"),
     ("GET", re.compile(r"^/api/customers/[^/]+/suggestions/?$"), "expensive"),
     ("GET", re.compile(r"^/api/suggestions/digest/?$"), "expensive"),
+    ("POST", re.compile(r"^/api/rules/(preview|drafts)/?$"), "expensive"),  # every visible customer / the KB
     ("POST", re.compile(r"^/api/memos/?$"), "uploads"),
 )
 

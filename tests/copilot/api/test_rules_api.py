@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from copilot.container import build_container
+from copilot.settings import Settings
 from tests.copilot.conftest import token_for
 
 AS_OF = "2026-11-20"
@@ -54,6 +56,22 @@ def test_a_rep_gets_403_and_no_credential_401(crm_services, client_for):
     assert client.get("/api/rules").status_code == 401
     page = client.get("/dashboard/rules", headers=rep)
     assert page.status_code == 403 and "仅限经理" in page.text
+
+
+def test_previews_and_drafts_share_the_expensive_rate_limit(crm_services, client_for, monkeypatch):
+    # a preview evaluates the condition over every customer the manager sees (one CRM read each; an
+    # admin: the whole CRM), a redraft reads every policy document and may ask the model
+    monkeypatch.setenv("COPILOT_RATE_LIMITS", "true")  # tests/conftest.py turns them off elsewhere
+    monkeypatch.setenv("COPILOT_RATE_LIMIT_EXPENSIVE", "2/minute")
+    services = build_container(Settings())
+    services.provide("kb", None)
+    client = client_for(services)
+    mgr = token_for(services, "mgr_a")
+    body = {"expression": 'tier == "A"', "as_of": AS_OF}
+    assert client.post("/api/rules/preview", json=body, headers=mgr).status_code == 200
+    assert client.post("/api/rules/drafts", headers=mgr).status_code == 200
+    limited = client.post("/api/rules/preview", json=body, headers=mgr)
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
 
 
 def test_an_invalid_expression_is_refused_with_422_and_a_chinese_detail_and_nothing_is_saved(

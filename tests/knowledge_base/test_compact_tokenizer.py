@@ -28,6 +28,12 @@ def _texts() -> list[str]:
     texts = list(SAMPLES)
     for path in sorted((REPO / "copilot" / "demo" / "kb").rglob("*.md"))[:40]:
         texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:30]
+    # What reps type and say (the project's own eval sets: present in every checkout) …
+    for line in (REPO / "evals" / "datasets" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines():
+        texts += [turn["say"] for turn in json.loads(line)["turns"]]
+    for line in (REPO / "evals" / "datasets" / "memos.jsonl").read_text(encoding="utf-8").splitlines():
+        texts.append(json.loads(line)["script"])
+    # … and, where the external retrieval set sits beside the checkout, real customer-service queries.
     queries = REPO.parent / "shared" / "evaldata" / "retrieval" / "afqmc_dev_faq_queries.jsonl"
     if queries.is_file():
         texts += [

@@ -29,7 +29,9 @@ class LLMSettings(BaseSettings):
     # The endpoint's context window (prompt + answer, tokens): evidence is trimmed to fit.
     context_tokens: int = Field(default=4096, ge=512, validation_alias="COPILOT_LLM_CONTEXT_TOKENS")
     # auto: json_schema, then json_object (+ schema), then json_object, then none, as the endpoint accepts.
-    response_format: Literal["auto", "json_schema", "json_object", "off"] = Field(
+    # json_object_schema: json_object + schema first — llama-cpp-python's server accepts a json_schema
+    # response_format but constrains only json_object (+ schema) by a grammar (`copilot llm serve`).
+    response_format: Literal["auto", "json_schema", "json_object", "json_object_schema", "off"] = Field(
         default="auto", validation_alias="COPILOT_LLM_RESPONSE_FORMAT"
     )
 

@@ -62,7 +62,7 @@ def serve(
     typer.echo(
         f"本地大模型服务：http://127.0.0.1:{port}/v1（{QWEN_CODER_05B.name}，上下文 {cfg.context_tokens} tokens）\n"
         f"在另一个终端设置：OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 OPENAI_API_KEY=local "
-        f"COPILOT_LLM_MODEL={QWEN_CODER_05B.name}",
+        f"COPILOT_LLM_MODEL={QWEN_CODER_05B.name} COPILOT_LLM_RESPONSE_FORMAT=json_object_schema",
         err=True,
     )
     os.execv(argv[0], argv)  # noqa: S606 - our own interpreter running llama_cpp.server, no shell

@@ -65,7 +65,7 @@ def demo(engine_url, embedder, tmp_path_factory):
     """The demo company (CRM + KB) with the LLM pointed at the engine; generous per-path budgets."""
     llm = LLMSettings(
         api_key="local", base_url=engine_url, model=MODEL, timeout_s=240, chat_timeout_s=240,
-        suggest_timeout_s=420, extract_timeout_s=420, context_tokens=CONTEXT_TOKENS,
+        suggest_timeout_s=420, extract_timeout_s=420, context_tokens=CONTEXT_TOKENS, response_format="json_object_schema",
     )  # fmt: skip
     settings = Settings(
         home=tmp_path_factory.mktemp("home"), models_dir_override=MODELS_DIR, database_url=None, llm=llm

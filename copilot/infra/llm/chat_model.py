@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # Paths: who is waiting decides the time budget.
 CHAT, SUGGEST, EXTRACT = "chat", "suggest", "extract"
-RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "off")
+RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "json_object_schema", "off")
 
 
 class LLMError(Exception):
@@ -84,6 +84,8 @@ def _ladder(mode: str, schema: OutputSchema | None) -> list[dict[str, Any] | Non
         return [strict]
     if mode == "json_object":
         return [plain]
+    if mode == "json_object_schema":  # llama-cpp-python: the only form its server turns into a grammar
+        return [loose, plain]
     return [strict, loose, plain, None]
 
 

@@ -33,6 +33,17 @@ def test_a_schema_is_asked_as_json_schema_first():
     assert body["max_tokens"] == 64 and calls == ["chat"]
 
 
+def test_json_object_schema_mode_asks_in_the_form_llama_cpp_python_constrains():
+    """llama-cpp-python's server accepts a json_schema response_format but builds a grammar only from
+    json_object + schema: the local engine's mode sends that form first."""
+    with OpenAIStub.running() as stub:
+        stub.enqueue({"content": {"answer": "好"}})
+        llm, _ = adapter(stub, response_format="json_object_schema")
+        assert llm.chat(MESSAGES, schema=SCHEMA, max_tokens=64) == '{"answer": "好"}'
+    sent = stub.requests[0].body["response_format"]
+    assert sent == {"type": "json_object", "schema": SCHEMA.schema}
+
+
 @pytest.mark.parametrize(
     ("accepted", "status", "used"),
     [(("json_object",), 500, "json_object"), (("json_object",), 400, "json_object"), ((), 422, None)],

@@ -37,7 +37,7 @@ from knowledge_base.e5_model import MODEL_NAME, ModelBuildError, ensure_e5_model
 from knowledge_base.prompting import (
     SYMMETRIC_MAX_CHARS,
     ModelUnavailable,
-    embed_passages_by_prompt,
+    PromptedEncoder,
     is_symmetric_passage,
 )
 from knowledge_base.prompting import normalise as _normalise
@@ -108,7 +108,7 @@ class Embedder(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(PromptedEncoder):
     """A local sentence-transformers folder. Applies the model's ``query``/``passage`` prompts when it
     defines them (e5 loses recall silently without its prefixes)."""
 
@@ -182,28 +182,6 @@ class SentenceTransformerEmbedder:
             features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
             vectors = model.forward(features)["sentence_embedding"]
         return _normalise(vectors.float().cpu().numpy())
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self._query_prompt)
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return embed_passages_by_prompt(
-            self._encode,
-            texts,
-            query_prompt=self._query_prompt,
-            passage_prompt=self._passage_prompt,
-            dim=self.dim,
-        )
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "path": str(self.path),
-            "dim": self.dim,
-            "load_seconds": round(self.load_seconds, 3),
-            "prompts": bool(self._query_prompt),
-            "backend": self.backend,
-        }
 
 
 class OpenAIEmbeddingsEmbedder:

@@ -38,7 +38,7 @@ import numpy as np
 from filelock import FileLock
 
 from knowledge_base.compact_tokenizer import CompactTokenizer
-from knowledge_base.prompting import ModelUnavailable, embed_passages_by_prompt, normalise
+from knowledge_base.prompting import ModelUnavailable, PromptedEncoder, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _run_exporter(model_dir: Path, out_dir: Path, timeout_s: float) -> dict[str,
     return facts
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(PromptedEncoder):
     """The ``Embedder`` port on onnxruntime. ``model_dir`` is the sentence-transformers folder (tokenizer,
     prompts, maximum length); ``onnx_file`` its export."""
 
@@ -285,26 +285,9 @@ class OnnxEmbedder:
     def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
         return self.encode_raw([(prompt or "") + t for t in texts])
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self._query_prompt)
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return embed_passages_by_prompt(
-            self._encode,
-            texts,
-            query_prompt=self._query_prompt,
-            passage_prompt=self._passage_prompt,
-            dim=self.dim,
-        )
-
     def describe(self) -> dict[str, object]:
         return {
-            "name": self.name,
-            "path": str(self.path),
-            "dim": self.dim,
-            "load_seconds": round(self.load_seconds, 3),
-            "prompts": bool(self._query_prompt),
-            "backend": self.backend,
+            **super().describe(),
             "onnx": str(self.onnx_file),
             "threads": {"query": self.query_threads, "batch": self.batch_threads},
         }

@@ -56,3 +56,36 @@ def embed_passages_by_prompt(
     out[short] = encode([texts[n] for n in short], query_prompt)
     out[long_] = encode([texts[n] for n in long_], passage_prompt)
     return out
+
+
+class PromptedEncoder:
+    """What both local e5 runtimes (torch, onnxruntime) share: query/passage prompts around one
+    ``_encode(texts, prompt)``, and the common part of ``describe``."""
+
+    name: str
+    path: object
+    dim: int
+    load_seconds: float
+    backend: str
+    _query_prompt: str | None
+    _passage_prompt: str | None
+
+    def _encode(self, texts, prompt):  # pragma: no cover - provided by each runtime
+        raise NotImplementedError
+
+    def embed_queries(self, texts):
+        return self._encode(texts, self._query_prompt)
+
+    def embed_passages(self, texts):
+        return embed_passages_by_prompt(
+            self._encode,
+            texts,
+            query_prompt=self._query_prompt,
+            passage_prompt=self._passage_prompt,
+            dim=self.dim,
+        )
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "dim": self.dim,
+                "load_seconds": round(self.load_seconds, 3), "prompts": bool(self._query_prompt),
+                "backend": self.backend}  # fmt: skip

@@ -8,11 +8,18 @@ all belong to those scripts, every piece of the full vocabulary that can match p
 compact one, and the lowest score (the unknown-piece penalty derives from it) is kept, so the Viterbi
 segmentation, and the ids after mapping back, are exactly the full tokenizer's. Any other text (Cyrillic,
 Arabic, Hangul, …) goes to the full tokenizer, loaded on first need.
+
+Building the compact vocabulary from the 17 MB ``tokenizer.json`` takes ~1.7 s; with a ``cache_dir`` it
+is built once and saved there (keyed by the source file's sha256), so a CLI command loads it in ~0.2 s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,25 +44,36 @@ def covered(char: str) -> bool:
 class CompactTokenizer:
     """``encode(texts) -> list of id lists`` in the full tokenizer's ids, truncated to ``max_length``."""
 
-    def __init__(self, path: Path | str, *, max_length: int) -> None:
+    def __init__(self, path: Path | str, *, max_length: int, cache_dir: Path | str | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.path, self.max_length = Path(path), max_length
         self._full = None
         self._lock = threading.Lock()
-        spec = json.loads(self.path.read_text(encoding="utf-8"))
-        compact = _compact_spec(spec)
-        if compact is None:  # not a Unigram with a template post-processor: use it as it is
-            self._compact, self._id_map = None, None
-            self._load_full()
-            return
-        compact_spec, keep = compact
-        self._compact = Tokenizer.from_str(json.dumps(compact_spec))
+        self.from_cache = False
+        raw = self.path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        cached = _read_cache(Path(cache_dir), digest) if cache_dir is not None else None
+        if cached is not None:
+            compact_json, keep, self.vocab_size = cached
+        else:
+            spec = json.loads(raw)
+            compact = _compact_spec(spec)
+            if compact is None:  # not a Unigram with a template post-processor: use it as it is
+                self._compact, self._id_map = None, None
+                self._load_full()
+                return
+            compact_spec, keep_list = compact
+            compact_json, keep = json.dumps(compact_spec), np.asarray(keep_list, dtype=np.int64)
+            self.vocab_size = len(spec["model"]["vocab"])
+            if cache_dir is not None:
+                _write_cache(Path(cache_dir), digest, compact_json, keep, self.vocab_size)
+        self._compact = Tokenizer.from_str(compact_json)
         self._compact.enable_truncation(max_length)
         self._compact.no_padding()
-        self._id_map = np.asarray(keep, dtype=np.int64)
-        self.vocab_size = len(spec["model"]["vocab"])
+        self._id_map = keep
         self.compact_size = len(keep)
+        self.from_cache = cached is not None
 
     @property
     def full_loaded(self) -> bool:
@@ -93,6 +111,48 @@ class CompactTokenizer:
             for n, enc in zip(rest, self._load_full().encode_batch([texts[n] for n in rest]), strict=True):
                 out[n] = np.asarray(enc.ids, dtype=np.int64)
         return out  # type: ignore[return-value]
+
+
+CACHE_TOKENIZER = "compact-tokenizer.json"
+CACHE_IDS = "compact-tokenizer-ids.npy"
+CACHE_META = "compact-tokenizer-meta.json"
+
+
+def _read_cache(folder: Path, digest: str) -> tuple[str, np.ndarray, int] | None:
+    try:
+        meta = json.loads((folder / CACHE_META).read_text(encoding="utf-8"))
+        if meta.get("source_sha256") != digest:
+            return None
+        keep = np.load(folder / CACHE_IDS, allow_pickle=False)
+        compact_json = (folder / CACHE_TOKENIZER).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    if keep.dtype != np.int64 or keep.ndim != 1 or len(keep) != meta.get("compact_size"):
+        return None
+    return compact_json, keep, int(meta["vocab_size"])
+
+
+def _write_cache(folder: Path, digest: str, compact_json: str, keep: np.ndarray, vocab_size: int) -> None:
+    """Best effort (a read-only models folder just builds it each time); the meta file is written last,
+    each file by rename, so a reader sees an old or a complete cache, never a torn one."""
+
+    def put(name: str, write) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, folder / name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    meta = {"source_sha256": digest, "vocab_size": vocab_size, "compact_size": len(keep)}
+    with contextlib.suppress(OSError):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / CACHE_META).unlink()  # invalidate first: the two data files are about to change
+        put(CACHE_TOKENIZER, lambda f: f.write(compact_json.encode("utf-8")))
+        put(CACHE_IDS, lambda f: np.save(f, keep, allow_pickle=False))
+        put(CACHE_META, lambda f: f.write(json.dumps(meta).encode("utf-8")))
 
 
 def _compact_spec(spec: dict) -> tuple[dict, list[int]] | None:

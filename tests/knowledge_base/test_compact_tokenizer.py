@@ -75,3 +75,29 @@ def test_other_scripts_go_to_the_full_tokenizer(tokenizers_pair):
     assert compact.full_loaded
     assert [list(map(int, ids)) for ids in ours] == [e.ids for e in full.encode_batch(mixed)]
     assert len(ours[-1]) == 512 and isinstance(ours[0], np.ndarray)  # truncated like the full one
+
+
+@pytest.mark.models
+def test_the_compact_vocabulary_is_built_once_then_loaded_from_its_cache(models_dir, tmp_path):
+    from knowledge_base.e5_model import ensure_e5_model
+
+    path = ensure_e5_model(models_dir) / "tokenizer.json"
+    texts = _texts()[:200]
+    built = CompactTokenizer(path, max_length=512, cache_dir=tmp_path)
+    assert not built.from_cache and (tmp_path / "compact-tokenizer-meta.json").is_file()
+    cached = CompactTokenizer(path, max_length=512, cache_dir=tmp_path)
+    assert cached.from_cache and cached.vocab_size == built.vocab_size
+    assert [list(map(int, ids)) for ids in cached.encode(texts)] == [
+        list(map(int, ids)) for ids in built.encode(texts)
+    ]
+    # A cache made from another tokenizer file (its sha256 differs) is not used: rebuilt and replaced.
+    meta = json.loads((tmp_path / "compact-tokenizer-meta.json").read_text(encoding="utf-8"))
+    (tmp_path / "compact-tokenizer-meta.json").write_text(
+        json.dumps({**meta, "source_sha256": "0" * 64}), encoding="utf-8"
+    )
+    rebuilt = CompactTokenizer(path, max_length=512, cache_dir=tmp_path)
+    assert not rebuilt.from_cache
+    assert CompactTokenizer(path, max_length=512, cache_dir=tmp_path).from_cache
+    # A truncated ids file is not trusted either.
+    (tmp_path / "compact-tokenizer-ids.npy").write_bytes(b"\x93NUMPY")
+    assert not CompactTokenizer(path, max_length=512, cache_dir=tmp_path).from_cache

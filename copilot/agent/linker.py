@@ -91,8 +91,28 @@ _TITLES = (
     "姐",
     "哥",
     "老师",
+    "院长",
+    "处长",
+    "局长",
+    "校长",
+    "所长",
+    "行长",
+    "书记",
+    "教授",
+    "医生",
+    "护士长",
+    "助理",
+    "秘书",
+    "专员",
+    "会计",
 )
 _MIN_ALIAS = 2
+# An institution's place head (北辰市第一人民医院, 滨江区中心医院, 东港县人民医院): reps drop or shorten it.
+_PLACE_HEAD = re.compile(r"^[\u4e00-\u9fff]{2,3}?[省市县区州镇]")
+# What follows a place head in many names, so it tells no customer apart (北辰市第一人民医院 → not 「第一」).
+_GENERIC_PART = re.compile(
+    r"^(第|人民|中心|市立|省立|区立|县立|附属|中医|医院|公司|集团|有限|股份|实验|职业)"
+)
 _THAT_ONE_AFTER = re.compile(r"(那家|那个|这家|这个|那边的)")
 _THAT_ONE_BEFORE = re.compile(r"(那家|那个|这家|这个)([\u4e00-\u9fff]{2,6}?)(客户|公司|企业)")
 _NOT_DESCRIPTIVE = {"有限", "公司", "客户", "我们", "他们", "你们", "帮我", "给我"}
@@ -110,7 +130,7 @@ class Entity:
 class Match:
     id: str
     surface: str  # the words of the message that named it
-    via: str  # name | alias | homophone | typo | contact
+    via: str  # name | alias | homophone | typo | abbreviation | contact
     score: float
 
 
@@ -132,6 +152,24 @@ def short_forms(name: str) -> list[str]:
         if len(trimmed) >= 3:  # 华星电子 → 华星, 鲜丰汇 → 鲜丰 (reps say the first two characters)
             forms.append(trimmed[:2])
     return [f for f in dict.fromkeys(forms) if len(f) >= _MIN_ALIAS and f not in _PLACES]
+
+
+def core_name(name: str) -> str:
+    """The name without brackets and legal form: what abbreviations are made from."""
+    return _LEGAL_TAIL.sub("", _BRACKETS.sub("", name or "").strip()).strip() or (name or "").strip()
+
+
+def part_after_place(name: str) -> str | None:
+    """「北辰市妇幼保健院」 → 「妇幼」: the two characters after an institution's place head, when they are
+    not words many such names share (第一, 人民, 中心 …). Reps call a customer by them (「妇幼那边」)."""
+    core = core_name(name)
+    head = _PLACE_HEAD.match(core)
+    if head is None:
+        return None
+    rest = core[head.end() :]
+    if len(rest) < 3 or _GENERIC_PART.match(rest) or not all(_is_han(c) for c in rest[:2]):
+        return None
+    return rest[:2]
 
 
 @lru_cache(maxsize=4096)
@@ -161,12 +199,27 @@ class EntityLinker:
             forms += [(a.strip(), "alias") for a in e.aliases if a and len(a.strip()) >= _MIN_ALIAS]
             for text, via in dict.fromkeys(forms):
                 self._forms.append(_Form(e.id, text, via, _pinyin(text)))
+        # 「妇幼」 for 北辰市妇幼保健院, only where no other customer's name would give the same part
+        parts: dict[str, list[str]] = {}
+        for e in self.entities.values():
+            if (part := part_after_place(e.name)) is not None:
+                parts.setdefault(part, []).append(e.id)
+        for part, ids in parts.items():
+            if len(ids) == 1 and not any(
+                part in core_name(o.name) for o in self.entities.values() if o.id != ids[0]
+            ):
+                self._forms.append(_Form(ids[0], part, "name", _pinyin(part)))
+        self._cores = {
+            e.id: (core, tuple(_pinyin(c)[0] if _is_han(c) else c for c in core))
+            for e in self.entities.values()
+            if len(core := core_name(e.name)) >= 4
+        }
 
     # -- customers -----------------------------------------------------------------------------
     def customers(self, text: str) -> list[Match]:
         """The customers ``text`` names, best first (one match per customer)."""
         best: dict[str, Match] = {}
-        for m in (*self._exact(text), *self._sound_alike(text)):
+        for m in (*self._exact(text), *self._sound_alike(text), *self._abbreviated(text)):
             if m.id not in best or m.score > best[m.id].score:
                 best[m.id] = m
         # a longer, exact mention beats a fuzzy one that lies inside it (华星 inside 华星电子)
@@ -206,6 +259,35 @@ class EntityLinker:
                     if diff == 1 and window[0] == f.text[0]:
                         out.append(Match(f.entity, window, "typo", 0.6 + 0.02 * n))
                         break
+        return out
+
+    def _abbreviated(self, text: str) -> list[Match]:
+        """Abbreviations made the usual way: the name's first two characters (or their sound), then
+        characters picked in order from the rest — 北辰一院 (北辰市第一人民医院), 东港县医院, 北陈妇幼 (北辰市
+        妇幼保健院). What follows the head must end the name or hold two adjacent characters of it, so
+        「北辰人」 is not taken for 北辰市第一人民医院."""
+        chars = [(c, _pinyin(c)[0] if _is_han(c) else c) for c in text]
+        out = []
+        for cid, (core, sounds) in self._cores.items():
+            for i in range(len(chars) - 2):
+                if (chars[i][1], chars[i + 1][1]) != sounds[:2]:
+                    continue
+                k, j, picked = 2, i + 2, []
+                while j < len(chars) and _is_han(chars[j][0]):
+                    nxt = next((n for n in range(k, len(core)) if sounds[n] == chars[j][1]), None)
+                    if nxt is None:
+                        break
+                    picked.append(nxt)
+                    k, j = nxt + 1, j + 1
+                adjacent = any(b == a + 1 for a, b in zip(picked, picked[1:], strict=False))
+                if picked and (picked[-1] == len(core) - 1 or adjacent):
+                    surface = text[i:j]
+                    exact_head = text[i : i + 2] == core[:2]
+                    score = (0.85 if exact_head else 0.84) + 0.02 * len(
+                        surface
+                    )  # over a 2-character homophone
+                    out.append(Match(cid, surface, "abbreviation", min(score, 0.97)))
+                    break
         return out
 
     # -- contacts --------------------------------------------------------------------------------

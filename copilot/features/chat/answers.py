@@ -94,16 +94,34 @@ def knowledge_answer(
 # -- a customer, as of a date ------------------------------------------------------------------------
 
 _BRIEF_FIELDS = ("profile", "opportunities", "visits", "tasks", "purchases")
+# What part of the record a question asks about: those lines come first (「谁拍板？」 → the contacts).
+_ASPECTS = (
+    ("contacts", re.compile(r"谁|联系人|拍板|决策|负责人|对接人|说了算|电话")),
+    ("visits", re.compile(r"拜访|上次|上一次|最近一次|见了|见的|聊了|谈了|去过|去的")),
+    ("tasks", re.compile(r"任务|待办|到期|逾期|发了|交了|承诺|答应")),
+    ("opportunities", re.compile(r"商机|阶段|单子|项目|金额|多少钱|报价|竞品|顾问|售前|招标|折扣|签")),
+    ("purchases", re.compile(r"采购|订单|用量|下单|耗材|进货|回款|尾款")),
+    ("profile", re.compile(r"用的|在用|系统|ERP|行业|规模|等级|几类|备注|背景")),
+)
 
 
-def briefing(facts: Facts, name: str, suggestions: Sequence[Suggestion] = ()) -> ChatAnswer:
+def asked_fields(question: str) -> list[str]:
+    """The record's fields a question asks about, in the order of ``_ASPECTS``."""
+    return [fld for fld, cue in _ASPECTS if cue.search(question or "")]
+
+
+def briefing(
+    facts: Facts, name: str, suggestions: Sequence[Suggestion] = (), *, question: str = ""
+) -> ChatAnswer:
     """Stage and days in stage, the last visit, open/overdue tasks, purchases, the last memo's points:
-    each line a CRM record quoted as rendered for citation (verifiable at its source)."""
+    each line a CRM record quoted as rendered for citation (verifiable at its source). What the
+    ``question`` asks about comes first (the contacts only when asked)."""
     items = crm_items(facts)
     lines = [f"「{name}」近况（截至 {facts.as_of.isoformat()}）："]
     citations: list[Citation] = []
     picked = []
-    for fld in _BRIEF_FIELDS:
+    asked = asked_fields(question)
+    for fld in dict.fromkeys([*asked, *_BRIEF_FIELDS]):
         of_field = [i for i in items if i.ref.endswith(f".{fld}")]
         if fld == "visits":
             of_field = [i for i in of_field if i.locator == "latest"] or of_field[:1]

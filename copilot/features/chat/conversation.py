@@ -63,6 +63,15 @@ _NAMES_SOMETHING = re.compile(
     r"(那边|这边|公司|的)?(最近|现在|目前|近况|情况|进展|下一步|怎么样|怎么跟|状态)"
 )
 
+# 「瀚海电器的私有化项目谈到哪了？」: an organisation's name first — a customer, maybe one the user may
+# not see. Never answered about the customer in focus; the same reply as for a name that does not exist.
+_ORG_NAME = re.compile(
+    r"^(那个|那家|这个|这家)?(?!公立|私立|民营|三甲|三级|二级|大型|中小|头部|同行|其他|别的|我们|你们|他们)"
+    r"[\u4e00-\u9fff]{2,6}?(科技|电器|电子|电气|医院|保健院|卫生院|集团|公司|物流|教育|精密|新能源|制造|药业|医药|"
+    r"银行|学校|大学|商贸|贸易|食品|汽车|机械|实业|能源|网络|软件|信息|传媒|地产|超市|工厂|股份)"
+    r"(的|那边|这边|那个|那笔|要|在|用|现在|最近|目前)"
+)
+
 SMALLTALK = "您好！我是销售副驾。可以问我话术和政策（如「客户嫌贵怎么回？」）、客户近况（「华星最近怎么样？」）、下一步建议，或让我帮您建任务、记拜访（确认后才写入 CRM）。"
 THANKS = "不客气！还有什么需要，随时问我。"
 OUT_OF_SCOPE = (
@@ -217,9 +226,7 @@ class _Turn:
         just_a_name = bool(matches) and len(text) - max(len(m.surface) for m in matches) <= 3
         # about a customer: one in focus (他们, a follow-up, or no other subject), or someone we cannot match
         names_other = bool(
-            _NAMES_SOMETHING.match(self.message)
-            or _SOMEONES.match(self.message)
-            or _CUSTOMER_ID.search(self.message)
+            _names_unknown(self.message) or _SOMEONES.match(self.message) or _CUSTOMER_ID.search(self.message)
         )
         about = names_other or (bool(self.state.focus_customer_id) and not matches)
         intent = classify(self.message, clarifying=bool(self.state.clarify), pending=bool(self.state.pending),
@@ -271,12 +278,13 @@ class _Turn:
         focus = self.state.focus_customer_id
         if focus and focus not in self.names:  # no longer visible
             focus = self.state.focus_customer_id = None
-        if _NAMES_SOMETHING.match(self.message) and not _PRONOUN.search(self.message):
+        unknown = _names_unknown(self.message) and not _PRONOUN.search(self.message)
+        if unknown:
             focus = None  # it names someone we cannot match: never answer about another customer
         if focus and (needs or _PRONOUN.search(self.message) or self._follows_up()):
             return focus, None
         if needs:
-            question = UNKNOWN_CUSTOMER if _NAMES_SOMETHING.match(self.message) else WHICH_CUSTOMER
+            question = UNKNOWN_CUSTOMER if unknown else WHICH_CUSTOMER
             return None, {"question": question, "options": []}
         return None, None
 
@@ -385,7 +393,7 @@ class _Turn:
         snap, facts = self._facts(customer)
         plan = self._plan(customer)
         suggestions = list(plan.suggestions) if plan else []
-        answer = answers.briefing(facts, short_name(snap.name), suggestions)
+        answer = answers.briefing(facts, short_name(snap.name), suggestions, question=self.message)
         self.state.suggestion_ids = [s.id for s in answer.suggestions]
         return self._answer(answer, intent, customer)
 
@@ -507,6 +515,11 @@ _TOOL_INTENTS = ("ask_knowledge", "customer_status", "next_steps", "command")
 IGNORED_TOOLS_LIMIT = (
     3  # an endpoint whose model never calls a tool (it ignores ``tools``): stop offering them
 )
+
+
+def _names_unknown(message: str) -> bool:
+    """The message starts with a name we could not match (a customer not visible, or none such)."""
+    return bool(_NAMES_SOMETHING.match(message) or _ORG_NAME.match(message))
 
 
 def _public(ask: dict[str, Any]) -> dict[str, Any]:

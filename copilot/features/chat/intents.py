@@ -53,7 +53,7 @@ _NEXT = re.compile(
     r"下一步|怎么跟|如何跟|跟进(建议|计划|策略)|该做什么|怎么推进|如何推进|接下来|该怎么办|该怎么做|建议.{0,4}(做|跟)|要做什么|做点什么"
 )
 _STATUS = re.compile(
-    r"怎么样|情况|进展|近况|状态|现状|聊到哪|到哪一步|什么阶段|哪个阶段|最近.{0,4}(如何|怎样|动态)|有什么(动态|变化)|介绍一下|简报|概况|跟到哪"
+    r"怎么样|情况|进展|近况|状态|现状|(聊|谈)到哪|到哪一步|什么阶段|哪个阶段|最近.{0,4}(如何|怎样|动态)|有什么(动态|变化)|介绍一下|简报|概况|跟到哪"
 )
 # A question about what the CRM knows of a customer (named, through a contact, or 他们).
 _CRM_FACT = re.compile(
@@ -61,6 +61,8 @@ _CRM_FACT = re.compile(
     r"决策人|谈什么|在谈|说了什么|怎么说的?$|最近.{0,4}说|约上了|多久|什么时候|有没有|是不是|还没完成|完成了|到哪|"
     r"输了|赢了|丢单|为什么(输|丢|选|没)|选了|投用|上线|签约|成交"
 )
+# A question rather than a request (「帮我…好吗」 still asks for the change: it has 帮我).
+_QUESTION = re.compile(r"^(?!.*(帮我|给我|麻烦|请)).*(多久|多少|几天|什么时候|吗|呢|？|\?)")
 _SMALLTALK = re.compile(
     r"^((你好|您好|hi|hello|嗨|哈喽|在吗|在不在|早|早上好|下午好|晚上好|谢谢你?|多谢|感谢|辛苦了?|好的|拜拜|再见|"
     r"你是谁|你能做什么|你会什么)(啊|呀|呢|哈|了|啦)?)+$",
@@ -68,7 +70,7 @@ _SMALLTALK = re.compile(
 )
 _OUT_OF_SCOPE = re.compile(
     r"天气|气温|下雨|股票|股价|彩票|写.{0,6}诗|作诗|诗歌|讲个?笑话|笑话|电影|小说|菜谱|做饭|足球|篮球|游戏|星座|算命|翻译|"
-    r"旅游|旅行|火车票|机票|酒店|房价|减肥|医院挂号|数学题|代码|编程|爬虫|餐厅|好吃|吃什么|外卖|八卦|明星"
+    r"旅游|旅行|火车票|高铁|动车|车票|打车|机票|酒店|房价|减肥|医院挂号|数学题|代码|编程|爬虫|餐厅|好吃|吃什么|外卖|八卦|明星"
 )
 _HOWTO = re.compile(
     r"怎么回|如何回|(?<!最近)怎么说|怎么答|话术|政策|规定|规则|要求|流程|产品|功能|案例|资料|白皮书|"
@@ -78,6 +80,24 @@ _KNOWLEDGE = re.compile(
     r"怎么回|如何回|怎么说|怎么答|如何应对|怎么应对|怎么处理|话术|报价|价格|多少钱|折扣|优惠|政策|案例|竞品|对比|产品|功能|参数|"
     r"方案|异议|嫌贵|太贵|预算|交付|交期|售后|维保|合同|付款|账期|发票|试用|部署|对接|集成|安全|资质|标准|流程|规则|规定|"
     r"SLA|TCO|ROI|区别|优势|为什么|是什么|有哪些|能不能|可以吗|吗[？?]?$|怎么|如何|\?|？"
+)
+
+# A question about how things are done in general (the rules, the policy, what we usually do), even with
+# a customer in focus: 「按制度这种情况要怎么处理？」「C类医院多久要拜访一次？」「跟用友对接一般要多久？」.
+_GENERAL = re.compile(
+    r"按(公司|现行|最新)?的?(制度|政策|规定|规则|手册|流程|要求|标准)|一般|通常|正常来说|原则上|"
+    r"(^|[^\w])[A-Da-d]类|这种情况|这类(客户|情况|问题)|多久(要|得|必须|需要|能)|要多久|多长时间|"
+    r"多少天(没|未|内|以上|之内)?.{0,8}(就|要|得|必须|需要)|超过多少|怎么报价|如何报价|单价|多少钱|"
+    r"能不能|能否|是否支持|支持.{0,10}吗|怎么处理|如何处理|怎么回|如何回|怎么应对|如何应对|话术"
+)
+_PERFECTIVE_END = re.compile(r"(了|过)(吗|没有?|么)$|没有$")
+# A question about where this customer's things stand (named, 他们, or someone we cannot see):
+# 「批下来没有？」「发了没？」「派售前了吗？」「上次聊了什么？」「用的是什么ERP？」「停了多少天了？」「谁拍板？」
+_STATE_CHECK = re.compile(
+    r"(了|过)(吗|没有?|么)$|没有$|"
+    r"上次|上一次|最近一次|聊了什么|谈了什么|说了什么|见了谁|见的谁|"
+    r"(用|买|选)的是?(什么|哪家|哪个|谁家)|在用(什么|哪家)|(停|卡|拖)了多少天|多少天了|"
+    r"谁(拍板|说了算|负责|决策|签字)|决策人|什么时候(开|签|到期|上线|验收|付|回)|到期(了|没)|回款了|回了没"
 )
 
 
@@ -120,12 +140,18 @@ def classify(message: str, *, clarifying: bool = False, pending: bool = False, n
         return Intent("command", verb="amend")  # 「不对，改成下周三」: the pending change, changed
     if _OUT_OF_SCOPE.search(text) and not named:
         return Intent("out_of_scope")
-    if _COMMAND.search(text):
-        return Intent("command")
+    if _COMMAND.search(text) and not (_QUESTION.search(text) and _GENERAL.search(text)):
+        return Intent("command")  # not 「合同到期前多久要安排续约拜访？」: a question about the rules
     if _SMALLTALK.match(low):
         return Intent("smalltalk")
     if _NEXT.search(text):
         return Intent("next_steps")
+    if (named or about_customer) and (
+        _PERFECTIVE_END.search(text) or (_STATE_CHECK.search(text) and not _GENERAL.search(text))
+    ):
+        return Intent("customer_status")  # 「恒远这个商机多少钱，配顾问了没有？」: the end decides
+    if _GENERAL.search(text):
+        return Intent("ask_knowledge")
     if _STATUS.search(text) and not _HOWTO.search(text):
         return Intent("customer_status")  # about a customer: named, carried over, or asked for
     if (named or about_customer) and _CRM_FACT.search(text) and not _HOWTO.search(text):

@@ -57,6 +57,37 @@ def test_homophones_typos_contacts_and_descriptions_resolve_only_among_given_cus
     assert linker.resolve("百佳惠最近怎么样") == []  # not among the given (visible) customers
 
 
+def test_institutions_by_the_abbreviations_reps_use():
+    linker = EntityLinker([
+        Entity("h1", "北辰市第一人民医院", contacts=("阎立新",)),
+        Entity("h2", "北辰市妇幼保健院"),
+        Entity("h3", "东港县人民医院"),
+        Entity("h4", "滨江区中心医院"),
+    ])  # fmt: skip
+    assert [m.id for m in linker.resolve("北辰一院的彩超更新到哪一步了？")] == ["h1"]  # 北辰 + 一 + 院
+    assert [m.id for m in linker.resolve("北陈妇幼那个产科彩超")] == ["h2"]  # the head by its sound
+    assert [m.id for m in linker.resolve("刘洋的妇幼项目")] == ["h2"]  # the part after the place
+    assert [m.id for m in linker.resolve("东港县医院定了吗")] == ["h3"]
+    assert [m.id for m in linker.resolve("滨江中心医院的尾款")] == ["h4"]
+    assert [m.id for m in linker.resolve("阎院长那边有进展吗")] == ["h1"]  # surname + 院长
+    # a head alone, or a head with a character that is no part of the name's shape, stays ambiguous
+    assert sorted(m.id for m in linker.resolve("北辰人说")) == ["h1", "h2"]
+    assert linker.resolve("C类医院多久要拜访一次？") == [] and linker.resolve("人民医院的案例") == []
+
+
+def test_general_questions_and_questions_about_the_customer_in_focus():
+    # with a customer in focus, a question about the rules is still a knowledge question …
+    for message in ("按制度这种情况要怎么处理？", "C类医院多久要拜访一次？", "跟用友NC对接一般要多久？",
+                    "他们越南工厂要加人，新增的用户怎么报价？", "KM-M5单台多少钱？能按项目报价吗？"):  # fmt: skip
+        assert classify(message, about_customer=True).name == "ask_knowledge", message
+    assert classify("合同到期前多久要安排续约拜访？").name == "ask_knowledge"  # a question, not a command
+    # … and a question about where their things stand is the customer's status
+    for message in ("他们现在用的是哪家的系统？", "宏达物流的SAP对接方案今天到期，发了没？",
+                    "恒远这个商机多少钱，配解决方案顾问了没有？", "上次见林总聊了什么？", "在商务谈判停了多少天了？"):  # fmt: skip
+        assert classify(message, named=True).name == "customer_status", message
+    assert classify("帮我订一张明天去宁波的高铁票").name == "out_of_scope"
+
+
 def test_intents_of_typical_messages():
     assert classify("客户嫌贵怎么回？").name == "ask_knowledge"
     assert classify("帮我给华星建个任务：下周三前发报价", named=True).name == "command"
@@ -132,6 +163,25 @@ def test_another_teams_customer_is_never_matched_or_named(kb_services, client_fo
         body = _chat(client, kb_services, "rep_a", message)
         assert body["customer_id"] is None and body["proposed_change"] is None
         assert "南山" not in body["answer"] and "c_b1" not in str(body)
+
+
+def test_an_unknown_organisation_is_not_answered_about_the_customer_in_focus(kb_services, client_for):
+    client = client_for(kb_services)
+    cid = _chat(client, kb_services, "rep_a", "华星最近怎么样？")["conversation_id"]
+    body = _chat(client, kb_services, "rep_a", "南山零售科技的私有化项目谈到哪了？", cid)
+    assert body["intent"] == "customer_status" and body["customer_id"] is None
+    assert body["citations"] == [] and "华星" not in body["answer"]
+
+
+def test_a_status_question_cites_what_it_asks_about_first(kb_services, client_for):
+    client = client_for(kb_services)
+    body = _chat(client, kb_services, "rep_a", "华星那边谁拍板？")
+    assert body["intent"] == "customer_status" and body["customer_id"] == "c_a1"
+    assert body["citations"][0]["ref"] == "c_a1.contacts"
+    assert all(
+        c["ref"] != "c_a1.contacts"
+        for c in _chat(client, kb_services, "rep_a", "华星最近怎么样？")["citations"]
+    )
 
 
 def test_state_survives_a_new_process_and_idles_out(kb_services, client_for):

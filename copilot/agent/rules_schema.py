@@ -66,6 +66,7 @@ class _Rule(BaseModel):
         dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=20)
     ] = {}
     meta: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=20)] = {}
+    team_id: Annotated[str, StringConstraints(max_length=64)] | None = None  # None: the whole company
     enabled: bool = True
     description: Text = ""
     action_type: Annotated[str, StringConstraints(max_length=64)]

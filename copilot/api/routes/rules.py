@@ -218,6 +218,7 @@ def rules_page(request: Request, user: MaybeUser, services: ServicesDep):
             **data,
             "user": user,
             "audit": services.rules_admin.audit(user=user)[:30],
+            "teams": services.users.teams() if user.role == "admin" else None,  # an admin picks a scope
             "action_types": ACTION_TYPES,
             "action_labels": ACTION_LABELS,
         },  # fmt: skip

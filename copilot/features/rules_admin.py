@@ -8,8 +8,23 @@ expression (``save_rule``: validated before anything is written; the rule's ``me
 on every change). Every change is one audit line ``{"at","by","op","rules",…}``; ``history(rule_id)`` is
 that rule's lines. The CLI (`copilot rules …`) and the HTTP API (`/api/rules…`) both call this class.
 
-Rules are one file for the company; what a manager sees of a preview is scoped: ``preview(…, owners=)``
-counts and names only the customers of those owners (the manager's team; ``None`` for an admin).
+Rules are one file, each rule scoped: without ``team_id`` it is company-wide (the bundled rules and every
+file written before scopes existed), with one it fires only for customers whose owner is in that team
+(``copilot.agent.triggers.fires``). Who may do what, with ``user`` None for the CLI (the local operator,
+an admin):
+
+- ``may_see``: an admin everything; a manager (or rep) the company-wide rules and their own team's; the
+  same holds for audit lines (each records the ``team_id`` of the rules it touched) and a rule's history.
+- ``target_team``: what a manager creates or approves becomes their team's rule; an admin's is
+  company-wide unless a ``team_id`` is given.
+- ``may_change``: an admin changes anything; a manager only their team's rules — editing a company-wide
+  rule or another team's, or approving a draft that would change one (a preset it cites, a built-in
+  rule it replaces), is ``AppError("forbidden")`` (403) before anything is written. An edit keeps the
+  rule's scope.
+
+What a manager sees of a preview is scoped too: ``preview(…, owners=)`` counts and names only the
+customers of those owners (the manager's team; ``None`` for an admin) and ``preview(…, team_id=)`` fires
+only for that team's customers, as the rule would.
 """
 
 from __future__ import annotations

@@ -314,7 +314,8 @@ class Container:
 
         sg = self.suggester
         return RulesAdmin(store=self.rules, home=self.settings.home, kb=lambda: self.kb, crm=self.crm,
-                          facts=lambda snap, day: sg.facts(snap, day, sg.kb()), llm=lambda: self.llm)  # fmt: skip
+                          facts=lambda snap, day: sg.facts(snap, day, sg.kb()), llm=lambda: self.llm,
+                          teams=self.users.teams)  # fmt: skip
 
     @component
     def memo_repo(self):

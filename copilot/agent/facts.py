@@ -116,6 +116,7 @@ class Facts:
     memos: tuple[MemoView, ...]  # recorded on or before ``as_of``, newest first
     competitors_known: tuple[str, ...] = ()
     commitments: tuple[Commitment, ...] = ()  # recorded on or before ``as_of``
+    team_id: str | None = None  # the owner's team: a team's rules fire only for its customers
 
     @property
     def latest_visit(self) -> Visit | None:
@@ -171,6 +172,7 @@ def customer_facts(
     *,
     competitors: Sequence[str] = (),
     commitments: Iterable[Commitment] = (),
+    team_id: str | None = None,
 ) -> Facts:
     view = snapshot_as_of(snapshot, as_of)
     kept = sorted(
@@ -182,6 +184,7 @@ def customer_facts(
     return Facts(
         as_of=as_of, customer=view, memos=tuple(kept), competitors_known=tuple(c for c in known if c),
         commitments=tuple(c for c in commitments if c.recorded is None or c.recorded <= as_of),
+        team_id=team_id,
     )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 The rules live in YAML (``copilot/agent/rules.yaml`` by default, ``$COPILOT_HOME/rules.yaml`` once
 a manager edits them): each names a ``kind`` (one module in ``copilot.agent.triggers``), its
-parameters, the action it suggests and a Chinese description. This module parses, validates and
+parameters, the action it suggests and a Chinese description; ``team_id`` (optional) scopes a rule to
+one team's customers, absent it fires for the whole company. This module parses, validates and
 stores them; ``copilot.agent.triggers.evaluate`` returns the rules that fire for a customer.
 """
 
@@ -78,6 +79,7 @@ def parse_rules(data: Any) -> RuleSet:
                 expression=expression,
                 citation={str(k): str(v) for k, v in citation.items()},
                 meta=dict(meta),
+                team_id=str(raw.get("team_id") or "").strip() or None,  # check_schema: a string
             )
         )
     objections = data.get("objection_keywords") or {}

@@ -1,5 +1,5 @@
 """What a rules document may be before it is parsed or saved: bounded YAML with no aliases, checked
-against a schema (a manager edits it through PUT /api/suggestion-rules; it is served on every GET).
+against a schema (an admin replaces it through PUT /api/suggestion-rules; it is served on every GET).
 
     data = load_yaml(text)        # RulesError: too large, an alias or anchor, too deep, not YAML
     check_schema(data)            # RulesError naming the field: wrong type, too long, too many
@@ -66,6 +66,7 @@ class _Rule(BaseModel):
         dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=20)
     ] = {}
     meta: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=20)] = {}
+    team_id: Annotated[str, StringConstraints(max_length=64)] | None = None  # None: the whole company
     enabled: bool = True
     description: Text = ""
     action_type: Annotated[str, StringConstraints(max_length=64)]

@@ -26,9 +26,14 @@ class Rule:
         default_factory=dict
     )  # {"source": KB path, "quote": the rule's sentence}
     meta: dict[str, Any] = field(default_factory=dict)  # audit: origin, draft id, approved_by, approved_at
+    team_id: str | None = None  # the team whose customers it fires for; None: the whole company
 
     def param(self, name: str, default: Any = None) -> Any:
         return self.params.get(name, default)
+
+    def applies_to(self, team_id: str | None) -> bool:
+        """Whether the rule may fire for a customer whose owner is in ``team_id``."""
+        return self.team_id is None or self.team_id == team_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class RuleSet:
                     "reason_query": r.reason_query,
                     "reason_keywords": list(r.reason_keywords),
                     "params": r.params,
+                    **({"team_id": r.team_id} if r.team_id else {}),
                     **({"expression": r.expression} if r.expression else {}),
                     **({"citation": r.citation} if r.citation else {}),
                     **({"meta": r.meta} if r.meta else {}),

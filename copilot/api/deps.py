@@ -77,5 +77,12 @@ def manager_user(user: Annotated[User, Depends(current_user)]) -> User:
     return user
 
 
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if user.role != "admin":
+        raise AppError("forbidden", "该功能仅限管理员使用。")
+    return user
+
+
 UserDep = Annotated[User, Depends(current_user)]
 ManagerDep = Annotated[User, Depends(manager_user)]
+AdminDep = Annotated[User, Depends(admin_user)]

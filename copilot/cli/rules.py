@@ -1,5 +1,6 @@
 """`copilot rules draft|approve|list|preview` (DESIGN §5.2): rules drafted from the company's own policy
-documents, approved by a manager before they fire."""
+documents, approved by a manager before they fire. The CLI is the local operator (an admin): what it
+approves is company-wide unless ``--team`` names a team."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from copilot.cli.common import emit_json, fail, services
 
 app = typer.Typer(no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="输出一个 JSON 文档")]
+TeamOpt = Annotated[str | None, typer.Option("--team", help="团队编号：只对该团队的客户生效（默认全公司）")]
 
 
 @app.command("draft")
@@ -34,15 +36,16 @@ def approve(
     ids: Annotated[list[str] | None, typer.Argument(help="草稿 ID")] = None,
     all_: Annotated[bool, typer.Option("--all", help="批准全部草稿")] = False,
     by: Annotated[str, typer.Option("--by", help="批准人（记入审计日志）")] = "cli",
+    team: TeamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """批准规则草稿：批准后按该规则生成建议。"""
+    """批准规则草稿：批准后按该规则生成建议（默认全公司；--team 只对该团队的客户生效）。"""
     from copilot.agent.ruleset import RulesError
 
     if not ids and not all_:
         fail("请给出草稿 ID，或使用 --all")
     try:
-        done = services().rules_admin.approve(ids or [], all_=all_, by=by)
+        done = services().rules_admin.approve(ids or [], all_=all_, by=by, team_id=team)
     except RulesError as exc:
         fail(str(exc))
     if as_json:
@@ -75,7 +78,7 @@ def reject(
 
 @app.command("list")
 def list_rules(as_json: JsonOpt = False) -> None:
-    """列出当前生效与停用的规则。"""
+    """列出当前生效与停用的规则及其适用范围（全公司或某个团队）。"""
     rules = services().rules_admin.list()
     if as_json:
         emit_json({"rules": rules})
@@ -83,7 +86,9 @@ def list_rules(as_json: JsonOpt = False) -> None:
     for r in rules:
         mark = "启用" if r["enabled"] else "停用"
         cond = f"  条件：{r['expression']}" if r["expression"] else ""
-        typer.echo(f"[{mark}] {r['id']}（{r['kind']} → {r['action_type']}）{r['description']}{cond}")
+        typer.echo(
+            f"[{mark}] [{r['scope']}] {r['id']}（{r['kind']} → {r['action_type']}）{r['description']}{cond}"
+        )
 
 
 @app.command("preview")
@@ -92,16 +97,17 @@ def preview(
         str, typer.Argument(help='条件表达式，如 "opp.amount > 1000000 and not opp.se_assigned"')
     ],
     as_of: Annotated[str | None, typer.Option("--as-of", help="以该日期为今天（YYYY-MM-DD）")] = None,
+    team: TeamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """校验条件表达式，并预览按当前 CRM 会对多少客户触发。"""
+    """校验条件表达式，并预览按当前 CRM 会对多少客户触发（--team：只统计该团队的客户）。"""
     from copilot.agent.conditions import check_condition
     from copilot.features.suggestions.suggester import parse_as_of
 
     problem = check_condition(expression)
     if problem:
         fail(problem)
-    result = services().rules_admin.preview(expression, as_of=parse_as_of(as_of))
+    result = services().rules_admin.preview(expression, as_of=parse_as_of(as_of), team_id=team)
     if as_json:
         emit_json(result)
         return

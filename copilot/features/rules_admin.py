@@ -8,8 +8,23 @@ expression (``save_rule``: validated before anything is written; the rule's ``me
 on every change). Every change is one audit line ``{"at","by","op","rules",…}``; ``history(rule_id)`` is
 that rule's lines. The CLI (`copilot rules …`) and the HTTP API (`/api/rules…`) both call this class.
 
-Rules are one file for the company; what a manager sees of a preview is scoped: ``preview(…, owners=)``
-counts and names only the customers of those owners (the manager's team; ``None`` for an admin).
+Rules are one file, each rule scoped: without ``team_id`` it is company-wide (the bundled rules and every
+file written before scopes existed), with one it fires only for customers whose owner is in that team
+(``copilot.agent.triggers.fires``). Who may do what, with ``user`` None for the CLI (the local operator,
+an admin):
+
+- ``may_see``: an admin everything; a manager (or rep) the company-wide rules and their own team's; the
+  same holds for audit lines (each records the ``team_id`` of the rules it touched) and a rule's history.
+- ``target_team``: what a manager creates or approves becomes their team's rule; an admin's is
+  company-wide unless a ``team_id`` is given.
+- ``may_change``: an admin changes anything; a manager only their team's rules — editing a company-wide
+  rule or another team's, or approving a draft that would change one (a preset it cites, a built-in
+  rule it replaces), is ``AppError("forbidden")`` (403) before anything is written. An edit keeps the
+  rule's scope.
+
+What a manager sees of a preview is scoped too: ``preview(…, owners=)`` counts and names only the
+customers of those owners (the manager's team; ``None`` for an admin) and ``preview(…, team_id=)`` fires
+only for that team's customers, as the rule would.
 """
 
 from __future__ import annotations
@@ -31,8 +46,9 @@ from copilot.agent.rule_drafts import RuleDraft, draft_rules
 from copilot.agent.rule_drafts_llm import llm_rule_drafts, merge_drafts
 from copilot.agent.rules import RuleStore, parse_rules
 from copilot.agent.ruleset import Rule, RulesError
-from copilot.agent.triggers import KINDS
-from copilot.domain import ACTION_TYPES
+from copilot.agent.triggers import fires
+from copilot.domain import ACTION_TYPES, User
+from copilot.errors import AppError
 
 if TYPE_CHECKING:
     from copilot.agent.facts import Facts
@@ -40,6 +56,25 @@ if TYPE_CHECKING:
     from knowledge_base.base import KnowledgeBase
 
 RULE_DOC_TYPES = ("rules", "policy")
+COMPANY = "全公司"  # the scope of a rule without ``team_id``
+
+
+def may_see(user: User | None, team_id: str | None) -> bool:
+    """A rule (or audit line) of ``team_id`` is visible to the CLI operator (None) and an admin always, to
+    anyone else when it is company-wide or of their own team."""
+    return user is None or user.role == "admin" or team_id is None or team_id == user.team_id
+
+
+def scope_label(team_id: str | None, team_names: dict[str, str]) -> str:
+    """「全公司」 or the team's name."""
+    return COMPANY if team_id is None else team_names.get(team_id, team_id)
+
+
+def may_change(user: User | None, team_id: str | None) -> bool:
+    """The CLI operator and an admin may change any rule; a manager only their own team's."""
+    if user is None or user.role == "admin":
+        return True
+    return user.role == "manager" and team_id is not None and team_id == user.team_id
 
 
 @dataclass
@@ -50,6 +85,33 @@ class RulesAdmin:
     crm: CRM
     facts: Callable[[Any, date], Facts]  # (snapshot, as_of) -> Facts (the suggester's)
     llm: Callable[[], ChatModel | None] = lambda: None  # drafts by structured output when configured
+    teams: Callable[[], dict[str, str]] = dict  # {team id: name}: scopes are checked and shown by name
+
+    # -- scope -------------------------------------------------------------------------------------
+    def target_team(self, user: User | None, team_id: str | None = None) -> str | None:
+        """The team a rule that ``user`` creates or approves belongs to: a manager's own team; for an admin
+        or the CLI operator (None), ``team_id``, company-wide by default."""
+        if user is not None and user.role != "admin":
+            if user.role != "manager" or not user.team_id:
+                raise AppError("forbidden", "只有归属某个团队的经理或管理员可以新建、批准规则。")
+            if team_id not in (None, user.team_id):
+                raise AppError("forbidden", "经理只能为本团队新建或批准规则。")
+            return user.team_id
+        if team_id is not None and team_id not in self.teams():
+            raise RulesError(f"找不到团队：{team_id[:64]}")
+        return team_id
+
+    def _check_change(self, user: User | None, rule: dict[str, Any], team: str | None) -> None:
+        """403 unless ``user`` may change ``rule``; RulesError when the change would move it to ``team``."""
+        current = rule.get("team_id") or None
+        if not may_change(user, current):
+            whose = "全公司规则只能由管理员修改" if current is None else "这是其他团队的规则"
+            raise AppError("forbidden", f"无权修改规则 {rule.get('id')}：{whose}，经理只能修改本团队的规则。")
+        if current != team:
+            raise RulesError(
+                f"规则 {rule.get('id')} 的适用范围是{scope_label(current, names := self.teams())}，"
+                f"不能改为{scope_label(team, names)}；如需调整，请新建规则并停用旧规则"
+            )
 
     @property
     def drafts_path(self) -> Path:
@@ -89,7 +151,13 @@ class RulesAdmin:
         return list(json.loads(self.drafts_path.read_text(encoding="utf-8")).get("drafts") or [])
 
     # -- approval ----------------------------------------------------------------------------------
-    def approve(self, ids: Iterable[str], *, all_: bool = False, by: str = "cli") -> list[dict[str, Any]]:
+    def approve(
+        self, ids: Iterable[str], *, all_: bool = False, by: str = "cli", user: User | None = None,
+        team_id: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Approved drafts become rules of ``target_team(user, team_id)``; a draft that would change a rule
+        of another scope (a preset it cites, a rule it replaces) is refused before anything is written."""
+        team = self.target_team(user, team_id)
         drafts = self.pending()
         wanted = set(ids)
         chosen = drafts if all_ else [d for d in drafts if d["id"] in wanted]
@@ -105,6 +173,11 @@ class RulesAdmin:
         meta = {"origin": "draft", "approved_by": by, "approved_at": now}
         prior = {rid: int((r.get("meta") or {}).get("version") or 0) for rid, r in by_id.items()}
         for d in chosen:
+            touched = [d["preset"]] if d.get("preset") in by_id else [d["id"], *(d.get("replaces") or [])]
+            for rid in touched:
+                if rid in by_id:
+                    self._check_change(user, by_id[rid], team)
+        for d in chosen:
             citation = dict(d.get("citation") or {})
             preset = by_id.get(d.get("preset"))
             if preset is not None:
@@ -112,7 +185,8 @@ class RulesAdmin:
                 continue
             rule = {"id": d["id"], "kind": "condition", "enabled": True, "description": d["description"],
                     "action_type": d["action_type"], "expression": d["expression"], "citation": citation,
-                    "params": {"due_in_days": 3}, "meta": {**meta, "draft_id": d["id"]}}  # fmt: skip
+                    "params": {"due_in_days": 3}, "meta": {**meta, "draft_id": d["id"]},
+                    **({"team_id": team} if team else {})}  # fmt: skip
             if d["id"] in by_id:
                 by_id[d["id"]].update(rule)
             else:
@@ -131,7 +205,8 @@ class RulesAdmin:
         self._drop_pending({d["id"] for d in chosen})
         approved = [d["id"] for d in chosen]
         self._audit({"at": now, "by": by, "op": "approve", "approved": approved, "rules": [
-            d.get("preset") or d["id"] for d in chosen], "expressions": [d["expression"] for d in chosen]})  # fmt: skip
+            d.get("preset") or d["id"] for d in chosen], "expressions": [d["expression"] for d in chosen],
+            "team_id": team})  # fmt: skip
         return chosen
 
     def reject(self, ids: Iterable[str], *, by: str = "cli", reason: str = "") -> list[dict[str, Any]]:
@@ -166,8 +241,27 @@ class RulesAdmin:
         enabled: bool = True,
         due_in_days: int = 3,
         by: str = "cli",
+        user: User | None = None,
+        team_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create (``rule_id`` None) or edit a condition rule; RulesError (Chinese) before any write."""
+        """Create (``rule_id`` None) or edit a condition rule; RulesError (Chinese) before any write. A new
+        rule belongs to ``target_team(user, team_id)``; an edit keeps the rule's scope and is 403 unless
+        ``user`` may change it (``may_change``)."""
+        data = yaml.safe_load(self.store.text()) or {}
+        rules: list[dict[str, Any]] = list(data.get("rules") or [])
+        by_id = {r.get("id"): r for r in rules}
+        rule: dict[str, Any] | None = by_id.get(rule_id) if rule_id is not None else None
+        if rule_id is None:
+            team = self.target_team(user, team_id)  # who may write where comes before what is written
+        elif rule is None:
+            raise RulesError(f"找不到规则：{rule_id}")
+        else:
+            team = rule.get("team_id") or None
+            self._check_change(user, rule, team if team_id is None else team_id)
+            if rule.get("kind") not in (None, "condition"):
+                raise RulesError(
+                    f"规则 {rule_id} 是内置的 {rule.get('kind')} 规则，只能启用或停用，不能改写条件"
+                )
         expression = (expression or "").strip()
         description = (description or "").strip()
         if not expression:
@@ -183,29 +277,15 @@ class RulesAdmin:
             raise RulesError("规则说明和条件中不能包含控制字符（如 \\u0000、换行）")
         if not 0 <= due_in_days <= 365:
             raise RulesError("截止天数应在 0–365 之间")
-        data = yaml.safe_load(self.store.text()) or {}
-        rules: list[dict[str, Any]] = list(data.get("rules") or [])
-        by_id = {r.get("id"): r for r in rules}
         now = datetime.now(UTC).isoformat(timespec="seconds")
         before = None
-        if rule_id is None:
+        if rule is None:
             rule_id = "mr_" + secrets.token_hex(5)
-            rule: dict[str, Any] = {
-                "id": rule_id,
-                "kind": "condition",
-                "params": {},
-                "meta": {"origin": "manager"},
-            }
+            rule = {"id": rule_id, "kind": "condition", "params": {}, "meta": {"origin": "manager"},
+                    **({"team_id": team} if team else {})}  # fmt: skip
             rules.append(rule)
-        elif rule_id in by_id:
-            rule = by_id[rule_id]
-            if rule.get("kind") not in (None, "condition"):
-                raise RulesError(
-                    f"规则 {rule_id} 是内置的 {rule.get('kind')} 规则，只能启用或停用，不能改写条件"
-                )
-            before = rule.get("expression")
         else:
-            raise RulesError(f"找不到规则：{rule_id}")
+            before = rule.get("expression")
         meta = dict(rule.get("meta") or {})
         meta.update(edited_by=by, edited_at=now, version=int(meta.get("version") or 0) + 1)
         params = dict(rule.get("params") or {})
@@ -217,8 +297,8 @@ class RulesAdmin:
         self._keep_history()
         self.store.save(data)
         self._audit({"at": now, "by": by, "op": "create" if before is None else "edit", "rules": [rule_id],
-                     "before": before, "after": expression, "version": meta["version"]})  # fmt: skip
-        return rule_json(next(r for r in self.store.load().rules if r.id == rule_id))
+                     "before": before, "after": expression, "version": meta["version"], "team_id": team})  # fmt: skip
+        return rule_json(next(r for r in self.store.load().rules if r.id == rule_id), self.teams())
 
     # -- versions and audit ------------------------------------------------------------------------
     def _audit(self, entry: dict[str, Any]) -> None:
@@ -226,8 +306,10 @@ class RulesAdmin:
         with (self.home / "rules_audit.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
-    def audit(self, rule_id: str | None = None) -> list[dict[str, Any]]:
-        """Audit lines, newest first; with ``rule_id``, only the changes to that rule (its version history)."""
+    def audit(self, rule_id: str | None = None, *, user: User | None = None) -> list[dict[str, Any]]:
+        """Audit lines, newest first; with ``rule_id``, only the changes to that rule (its version history);
+        with ``user``, only the lines about rules they may see (a line's ``team_id``; lines written before
+        rules had scopes are company-wide)."""
         path = self.home / "rules_audit.jsonl"
         if not path.exists():
             return []
@@ -239,6 +321,8 @@ class RulesAdmin:
                 continue
             entry.setdefault("op", "approve" if entry.get("approved") else "change")
             entry.setdefault("rules", entry.get("approved") or [])
+            if not may_see(user, entry.get("team_id")):
+                continue
             if rule_id is None or rule_id in entry["rules"] or rule_id in (entry.get("approved") or []):
                 out.append(entry)
         return out[::-1]
@@ -259,29 +343,35 @@ class RulesAdmin:
             shutil.copy2(path, hist / f"rules-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.yaml")
 
     # -- list and preview --------------------------------------------------------------------------
-    def list(self) -> list[dict[str, Any]]:
-        return [rule_json(r) for r in self.store.load().rules]
+    def list(self, user: User | None = None) -> list[dict[str, Any]]:
+        """The rules ``user`` may see (everything for the CLI operator), each with its scope."""
+        names = self.teams()
+        return [rule_json(r, names) for r in self.store.load().rules if may_see(user, r.team_id)]
 
     def preview(
-        self, expression: str, *, as_of: date | None = None, owners: set[str] | None = None
-    ) -> dict[str, Any]:
+        self, expression: str, *, as_of: date | None = None, owners: set[str] | None = None,
+        team_id: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """How many customers the condition fires for on ``as_of`` (today by default); with ``owners``
-        (the manager's team), only their customers are counted and named."""
+        (the manager's team), only their customers are counted and named; with ``team_id`` (a team's
+        rule), only that team's customers fire."""
         day = as_of or datetime.now(UTC).date()
-        rule = Rule("preview", "condition", "other", "预览", expression=expression)
+        rule = Rule("preview", "condition", "other", "预览", expression=expression, team_id=team_id)
         ruleset = self.store.load()
         fired, names = [], []
         for summary in self.crm.list_customers(owner_ids=owners):
             snap = self.crm.get_customer(summary.id)
-            if snap is not None and KINDS["condition"].evaluate(rule, self.facts(snap, day), ruleset):
+            if snap is not None and fires(rule, self.facts(snap, day), ruleset):
                 fired.append(summary.id)
                 names.append(summary.name)
         return {"count": len(fired), "customers": fired, "names": names, "as_of": day.isoformat(),
                 "message": f"将对 {len(fired)} 个客户触发"}  # fmt: skip
 
 
-def rule_json(r: Rule) -> dict[str, Any]:
+def rule_json(r: Rule, team_names: dict[str, str]) -> dict[str, Any]:
+    """A rule for the API and the CLI; ``team_id`` None and ``scope`` 「全公司」 for a company-wide rule."""
     return {
         "id": r.id, "kind": r.kind, "enabled": r.enabled, "action_type": r.action_type,
         "description": r.description, "expression": r.expression, "citation": r.citation, "meta": r.meta,
+        "team_id": r.team_id, "scope": scope_label(r.team_id, team_names),
     }  # fmt: skip

@@ -87,6 +87,11 @@ class UserDirectory:
             rows = conn.execute(select(t.users.c.id).where(t.users.c.team_id == team_id)).all()
         return {r[0] for r in rows}
 
+    def teams(self) -> dict[str, str]:
+        """Every team: {id: name}."""
+        with self._engine.connect() as conn:
+            return {r.id: r.name for r in conn.execute(select(t.teams.c.id, t.teams.c.name))}
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return len(conn.execute(select(t.users.c.id)).all())

@@ -23,7 +23,7 @@ from copilot.agent.evidence import (
     memo_items,
 )
 from copilot.agent.facts import Facts
-from copilot.agent.ruleset import RuleSet, Trigger
+from copilot.agent.ruleset import Rule, RuleSet, Trigger
 from copilot.agent.triggers import (
     commitment,
     competitor,
@@ -53,14 +53,18 @@ KINDS: dict[str, ModuleType] = {
 }
 
 
+def fires(rule: Rule, facts: Facts, ruleset: RuleSet) -> list[Trigger]:
+    """The rule's firings for this customer; none when it is scoped to another team than the owner's
+    (the one place a rule's ``team_id`` is applied: both planners and the managers' preview use it)."""
+    kind = KINDS.get(rule.kind)
+    if kind is None or not rule.applies_to(facts.team_id):
+        return []
+    return kind.evaluate(rule, facts, ruleset)
+
+
 def evaluate(ruleset: RuleSet, facts: Facts) -> list[Trigger]:
     """Every enabled rule that fires for ``facts``, in rule order."""
-    out: list[Trigger] = []
-    for rule in ruleset.enabled():
-        kind = KINDS.get(rule.kind)
-        if kind is not None:
-            out += kind.evaluate(rule, facts, ruleset)
-    return out
+    return [trigger for rule in ruleset.enabled() for trigger in fires(rule, facts, ruleset)]
 
 
 def passages_for(

@@ -3,13 +3,18 @@ reject a draft, write or edit a rule from an expression (validated on save), a p
 CRM, and the audit. Managers and admins only (a rep gets 403); previews count and name only the customers
 the manager may see. The logic is ``copilot.features.rules_admin.RulesAdmin``, shared with the CLI.
 
-    GET  /api/rules                          {"rules", "drafts", "versions"}
-    POST /api/rules                          {"expression","action_type","description","enabled"?,"due_in_days"?} → 201 rule
-    PUT  /api/rules/{id}                     same body → the rule, its version + 1
+Rules are scoped (``team_id``; none = company-wide): a manager sees the company-wide rules and their team's,
+creates and approves rules of their team, and edits only those (403 otherwise, also for the history of
+another team's rule); an admin sees and edits everything and creates company-wide rules unless a
+``team_id`` is given.
+
+    GET  /api/rules                          {"rules" (each with "team_id","scope","editable"), "drafts", "versions"}
+    POST /api/rules                          {"expression","action_type","description","enabled"?,"due_in_days"?,"team_id"?} → 201 rule
+    PUT  /api/rules/{id}                     same body → the rule, its version + 1 (its scope is kept)
     GET  /api/rules/{id}/history             {"rule", "history": [audit lines]}
-    POST /api/rules/preview                  {"expression","as_of"?} → {"count","customers","names","message","as_of"}
+    POST /api/rules/preview                  {"expression","as_of"?,"team_id"?} → {"count","customers","names","message","as_of"}
     POST /api/rules/drafts                   re-draft from the KB's rules/policy documents → {"drafts"}
-    POST /api/rules/drafts/{id}/approve      {} → {"approved", "rules"}
+    POST /api/rules/drafts/{id}/approve      {"team_id"?} → {"approved", "rules"}
     POST /api/rules/drafts/{id}/reject       {"reason"?} → {"rejected"}
     GET  /api/rules/audit                    {"audit": [{"at","by","op","rules",…}]}
     GET  /dashboard/rules                    the managers' page
@@ -29,6 +34,7 @@ from copilot.api.deps import ManagerDep, ServicesDep
 from copilot.api.routes.web import MaybeUser, templates
 from copilot.domain import ACTION_TYPES, User
 from copilot.errors import AppError
+from copilot.features.rules_admin import may_change, may_see
 
 router = APIRouter(tags=["rules"])
 
@@ -44,11 +50,17 @@ class RuleBody(BaseModel):
     description: str = Field(max_length=500)
     enabled: bool = True
     due_in_days: int = Field(default=3, ge=0, le=365)
+    team_id: str | None = Field(default=None, max_length=64)  # an admin's new rule for one team
 
 
 class PreviewBody(BaseModel):
     expression: str = Field(max_length=2000)
     as_of: str | None = Field(default=None, max_length=10)
+    team_id: str | None = Field(default=None, max_length=64)
+
+
+class ApproveBody(BaseModel):
+    team_id: str | None = Field(default=None, max_length=64)
 
 
 class RejectBody(BaseModel):
@@ -69,16 +81,22 @@ def _as_of(value: str | None):
     return parse_as_of(value)  # 422 validation_error for a malformed day
 
 
+def _rule_team(user: User, requested: str | None = None) -> str | None:
+    """The scope a preview is counted for: a manager's rules are their team's; an admin's company-wide
+    unless they name a team."""
+    return requested if user.role == "admin" else user.team_id
+
+
 def _scoped_drafts(services: Any, user: User, drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    owners = _owners(services, user)
+    owners, team = _owners(services, user), _rule_team(user)
     admin = services.rules_admin
-    return [{**d, "preview": admin.preview(d["expression"], owners=owners)} for d in drafts]
+    return [{**d, "preview": admin.preview(d["expression"], owners=owners, team_id=team)} for d in drafts]
 
 
 def overview(services: Any, user: User) -> dict[str, Any]:
     admin = services.rules_admin
     return {
-        "rules": admin.list(),
+        "rules": [{**r, "editable": may_change(user, r["team_id"])} for r in admin.list(user)],
         "drafts": _scoped_drafts(services, user, admin.pending()),
         "versions": admin.versions(),
     }
@@ -86,15 +104,16 @@ def overview(services: Any, user: User) -> dict[str, Any]:
 
 @router.get("/api/rules")
 def list_rules(user: ManagerDep, services: ServicesDep) -> dict:
-    """规则列表（内置与已批准，含版本）、待批准的草稿（附原文句子与本团队触发预览）、规则文件版本。"""
+    """规则列表（全公司规则与本团队规则，含版本与适用范围）、待批准的草稿（附原文句子与本团队触发预览）、规则文件版本。"""
     return overview(services, user)
 
 
 @router.post("/api/rules", status_code=201)
 def create_rule(body: RuleBody, user: ManagerDep, services: ServicesDep) -> dict:
-    """按条件表达式新建规则：保存前校验，表达式有误返回 422 与中文说明。"""
+    """按条件表达式新建规则：保存前校验，表达式有误返回 422 与中文说明。经理新建的规则属于本团队；
+    管理员默认新建全公司规则，可用 team_id 指定团队。"""
     try:
-        rule = services.rules_admin.save_rule(rule_id=None, by=user.id, **body.model_dump())
+        rule = services.rules_admin.save_rule(rule_id=None, by=user.id, user=user, **body.model_dump())
     except RulesError as exc:
         raise _invalid(exc) from exc
     return {"rule": rule}
@@ -102,14 +121,18 @@ def create_rule(body: RuleBody, user: ManagerDep, services: ServicesDep) -> dict
 
 @router.post("/api/rules/preview")
 def preview(body: PreviewBody, user: ManagerDep, services: ServicesDep) -> dict:
-    """预览条件按当前 CRM 会对本团队多少客户触发（「将对 7 个客户触发」，附客户名）。"""
+    """预览条件按当前 CRM 会对本团队多少客户触发（「将对 7 个客户触发」，附客户名）；管理员可用 team_id
+    预览某个团队的规则。"""
     from copilot.agent.conditions import check_condition
 
     problem = check_condition(body.expression)
     if problem:
         raise AppError("validation_error", problem)
     return services.rules_admin.preview(
-        body.expression, as_of=_as_of(body.as_of), owners=_owners(services, user)
+        body.expression,
+        as_of=_as_of(body.as_of),
+        owners=_owners(services, user),
+        team_id=_rule_team(user, body.team_id),
     )
 
 
@@ -121,13 +144,19 @@ async def redraft(user: ManagerDep, services: ServicesDep) -> dict:
 
 
 @router.post("/api/rules/drafts/{draft_id}/approve")
-def approve_draft(draft_id: str, user: ManagerDep, services: ServicesDep) -> dict:
-    """批准一条规则草稿：写入规则文件（旧版本留存），记入审计；此后按该规则生成建议。"""
+def approve_draft(
+    draft_id: str, user: ManagerDep, services: ServicesDep, body: ApproveBody | None = None
+) -> dict:
+    """批准一条规则草稿：写入规则文件（旧版本留存），记入审计；此后按该规则生成建议。经理批准的规则属于
+    本团队（草稿若会修改全公司规则则 403）；管理员默认批准为全公司规则，可用 team_id 指定团队。"""
+    admin = services.rules_admin
+    if draft_id not in {d["id"] for d in admin.pending()}:
+        raise AppError("not_found", f"找不到规则草稿：{draft_id[:64]}")
     try:
-        done = services.rules_admin.approve([draft_id], by=user.id)
+        done = admin.approve([draft_id], by=user.id, user=user, team_id=body.team_id if body else None)
     except RulesError as exc:
-        raise AppError("not_found", str(exc)) from exc
-    return {"approved": [d["id"] for d in done], "rules": services.rules_admin.list()}
+        raise _invalid(exc) from exc
+    return {"approved": [d["id"] for d in done], "rules": admin.list(user)}
 
 
 @router.post("/api/rules/drafts/{draft_id}/reject")
@@ -144,17 +173,18 @@ def reject_draft(
 
 @router.get("/api/rules/audit")
 def audit(user: ManagerDep, services: ServicesDep) -> dict:
-    """规则审计：谁在何时批准、驳回、新建或修改了哪条规则。"""
-    return {"audit": services.rules_admin.audit()}
+    """规则审计：谁在何时批准、驳回、新建或修改了哪条规则（经理只看到全公司和本团队规则的记录）。"""
+    return {"audit": services.rules_admin.audit(user=user)}
 
 
 @router.put("/api/rules/{rule_id}")
 def edit_rule(rule_id: str, body: RuleBody, user: ManagerDep, services: ServicesDep) -> dict:
-    """修改条件规则（版本号加一，旧规则文件留存）；表达式有误返回 422。"""
+    """修改条件规则（版本号加一，旧规则文件留存）；表达式有误返回 422。经理只能修改本团队的规则，
+    修改全公司规则或其他团队的规则返回 403。"""
     if rule_id not in {r["id"] for r in services.rules_admin.list()}:
         raise AppError("not_found", f"找不到规则：{rule_id[:64]}")
     try:
-        rule = services.rules_admin.save_rule(rule_id=rule_id, by=user.id, **body.model_dump())
+        rule = services.rules_admin.save_rule(rule_id=rule_id, by=user.id, user=user, **body.model_dump())
     except RulesError as exc:
         raise _invalid(exc) from exc
     return {"rule": rule}
@@ -162,11 +192,13 @@ def edit_rule(rule_id: str, body: RuleBody, user: ManagerDep, services: Services
 
 @router.get("/api/rules/{rule_id}/history")
 def rule_history(rule_id: str, user: ManagerDep, services: ServicesDep) -> dict:
-    """一条规则的版本历史（审计记录）。"""
+    """一条规则的版本历史（审计记录）；其他团队的规则返回 403。"""
     rule = next((r for r in services.rules_admin.list() if r["id"] == rule_id), None)
     if rule is None:
         raise AppError("not_found", f"找不到规则：{rule_id[:64]}")
-    return {"rule": rule, "history": services.rules_admin.audit(rule_id)}
+    if not may_see(user, rule["team_id"]):
+        raise AppError("forbidden", "这是其他团队的规则，经理只能查看全公司和本团队的规则。")
+    return {"rule": rule, "history": services.rules_admin.audit(rule_id, user=user)}
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -185,7 +217,8 @@ def rules_page(request: Request, user: MaybeUser, services: ServicesDep):
         {
             **data,
             "user": user,
-            "audit": services.rules_admin.audit()[:30],
+            "audit": services.rules_admin.audit(user=user)[:30],
+            "teams": services.users.teams() if user.role == "admin" else None,  # an admin picks a scope
             "action_types": ACTION_TYPES,
             "action_labels": ACTION_LABELS,
         },  # fmt: skip

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
+import yaml
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from copilot.agent.rules_schema import MAX_RULES_BYTES
 from copilot.agent.ruleset import RulesError
-from copilot.api.deps import ManagerDep, ServicesDep, UserDep
+from copilot.api.deps import AdminDep, ServicesDep, UserDep
 from copilot.errors import AppError
+from copilot.features.rules_admin import may_see
 
 router = APIRouter(prefix="/api", tags=["suggestions"])
 
@@ -78,9 +81,14 @@ def digest(user: UserDep, services: ServicesDep, as_of: str | None = None, limit
 
 @router.get("/suggestion-rules")
 def get_rules(user: UserDep, services: ServicesDep) -> dict:
-    """当前生效的跟进规则（YAML 原文与解析结果）。"""
+    """当前生效的跟进规则（YAML 原文与解析结果）：全公司规则与本团队规则，不含其他团队的规则。"""
     rules = services.suggester.rules
-    return {"yaml": rules.text(), "rules": rules.load().to_json()}
+    ruleset = rules.load()
+    shown = tuple(r for r in ruleset.rules if may_see(user, r.team_id))
+    if len(shown) == len(ruleset.rules):
+        return {"yaml": rules.text(), "rules": ruleset.to_json()}
+    data = dataclasses.replace(ruleset, rules=shown).to_json()
+    return {"yaml": yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "rules": data}
 
 
 class RulesRequest(BaseModel):
@@ -89,8 +97,9 @@ class RulesRequest(BaseModel):
 
 
 @router.put("/suggestion-rules")
-def put_rules(body: RulesRequest, user: ManagerDep, services: ServicesDep) -> dict:
-    """经理修改跟进规则（YAML 原文或 JSON）；校验通过才保存。"""
+def put_rules(body: RulesRequest, user: AdminDep, services: ServicesDep) -> dict:
+    """管理员整体替换跟进规则文件（YAML 原文或 JSON）；校验通过才保存。整份文件含全公司规则与各团队的
+    规则，经理请用 /api/rules 修改本团队的规则。"""
     payload = body.yaml if body.yaml is not None else body.rules
     if payload is None:
         raise AppError("validation_error", "请提供 yaml 或 rules。")

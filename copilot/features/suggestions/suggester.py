@@ -97,10 +97,11 @@ class Suggester:
         return self._kb() if self._kb is not None else None
 
     def facts(self, snapshot: CustomerSnapshot, as_of: date, kb: KnowledgeBase | None = None) -> Facts:
+        """The customer's facts, with the owner's team (which team-scoped rules apply to the customer)."""
         memos, commitments = self.commitments.enrich(snapshot, self.memos.done_memos(snapshot.id))
-        return customer_facts(
-            snapshot, memos, as_of, competitors=competitor_names(kb), commitments=commitments
-        )
+        owner = self.users.get(snapshot.owner_user_id) if snapshot.owner_user_id else None
+        return customer_facts(snapshot, memos, as_of, competitors=competitor_names(kb), commitments=commitments,
+                              team_id=owner.team_id if owner else None)  # fmt: skip
 
     def plan(
         self, snapshot: CustomerSnapshot, as_of: date, *, teams: set[str] | None, use_llm: bool = True

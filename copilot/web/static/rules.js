@@ -42,14 +42,19 @@
   });
 
   var form = document.getElementById("rule-form");
+  function team() {  // an admin's scope select (managers' rules are always their team's): "" = 全公司
+    var select = form.elements.team_id;
+    return select && select.value ? select.value : null;
+  }
   function values() {
     return {
       expression: form.elements.expression.value, action_type: form.elements.action_type.value,
-      description: form.elements.description.value, due_in_days: parseInt(form.elements.due_in_days.value || "3", 10)
+      description: form.elements.description.value, due_in_days: parseInt(form.elements.due_in_days.value || "3", 10),
+      team_id: team()
     };
   }
   document.getElementById("preview-btn").addEventListener("click", function () {
-    call("POST", "/api/rules/preview", { expression: form.elements.expression.value }).then(function (res) {
+    call("POST", "/api/rules/preview", { expression: form.elements.expression.value, team_id: team() }).then(function (res) {
       ruleMsg.className = res.ok ? "msg" : "msg error";
       ruleMsg.textContent = res.ok
         ? res.data.message + (res.data.names.length ? "：" + res.data.names.join("、") : "")
@@ -70,6 +75,7 @@
       form.elements.expression.value = btn.dataset.expression;
       form.elements.action_type.value = btn.dataset.action;
       form.elements.description.value = btn.dataset.description;
+      if (form.elements.team_id) form.elements.team_id.value = btn.dataset.team;  // an edit keeps the rule's scope
       form.scrollIntoView();
     });
   });

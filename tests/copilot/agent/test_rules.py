@@ -109,3 +109,26 @@ def test_invalid_rules_are_rejected_with_a_chinese_message(tmp_path):
     assert store.load().rules[0].params["cadence_days"]["A"] == 7
     c = _customer(visits=(Visit("2026-11-10"),))
     assert evaluate(store.load(), customer_facts(c, (), date(2026, 11, 20)))
+
+
+def test_a_team_rule_fires_only_for_that_teams_customers_and_round_trips(tmp_path):
+    text = """rules:
+  - {id: everyone, kind: condition, expression: 'tier == "A"', action_type: other}
+  - {id: team_a, kind: condition, expression: 'tier == "A"', action_type: escalate, team_id: t_a}
+"""
+    store = RuleStore(tmp_path / "rules.yaml")
+    store.save(text)
+    ruleset = store.load()
+    assert [r.team_id for r in ruleset.rules] == [None, "t_a"]
+    c = _customer()
+    day = date(2026, 11, 20)
+
+    def fired(team):
+        return {t.rule.id for t in evaluate(ruleset, customer_facts(c, (), day, team_id=team))}
+
+    assert fired("t_a") == {"everyone", "team_a"}
+    assert fired("t_b") == fired(None) == {"everyone"}  # another team, or an owner without a team
+    saved = store.save(ruleset.to_json()).to_json()["rules"]
+    assert "team_id" not in saved[0] and saved[1]["team_id"] == "t_a"  # company-wide rules stay unscoped
+    with pytest.raises(RulesError, match="team_id"):
+        parse_rules({"rules": [{"id": "x", "kind": "visit_cadence", "action_type": "other", "team_id": 7}]})

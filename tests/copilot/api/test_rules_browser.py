@@ -56,9 +56,9 @@ def test_a_manager_approves_a_draft_on_the_rules_page(rules_services, tmp_path):
     assert out["cite"] == draft["citation"]["quote"] and "售前" in out["cite"]
     assert out["preview"].startswith("将对 1 个客户触发") and "华星电子" in out["preview"]
     assert draft["id"] not in out["after_drafts"]
-    assert any("400000" in r and "mgr_a 批准" in r for r in out["rules"])
+    assert any("400000" in r and "mgr_a 批准" in r and "甲组" in r for r in out["rules"])  # the team's rule
     assert out["previewed"].startswith("将对 1 个客户触发") and "华星电子" in out["previewed"]
     assert "条件表达式" in out["refused"]
     assert out["errors"] == [] and out["csp"] == [] and out["external"] == []
     approved = [r for r in rules_services.rules_admin.list() if r["meta"].get("draft_id") == draft["id"]]
-    assert approved and approved[0]["meta"]["approved_by"] == "mgr_a"
+    assert approved and approved[0]["meta"]["approved_by"] == "mgr_a" and approved[0]["team_id"] == "t_a"

@@ -44,3 +44,23 @@ def test_draft_reject_approve_and_list_are_audited(crm_services):
     assert any(r["meta"].get("draft_id") == second and r["meta"]["approved_by"] == "陈经理" for r in rules)
     ops = [(a["op"], a["by"]) for a in crm_services.rules_admin.audit()]
     assert ops == [("approve", "陈经理"), ("reject", "陈经理")]
+
+
+def test_the_cli_approves_company_wide_by_default_and_for_a_team_with_team(crm_services):
+    crm_services.provide("kb", KB())
+    common._services["s"] = crm_services
+    run = CliRunner()
+    drafts = json.loads(run.invoke(app, ["rules", "draft", "--json"]).stdout)["drafts"]
+    first, second = drafts[0]["id"], drafts[1]["id"]
+
+    unknown = run.invoke(app, ["rules", "approve", first, "--team", "t_x"])
+    assert unknown.exit_code == 1 and "找不到团队" in unknown.stderr
+    assert run.invoke(app, ["rules", "approve", first]).exit_code == 0
+    assert run.invoke(app, ["rules", "approve", second, "--team", "t_b"]).exit_code == 0
+
+    rules = {r["id"]: r for r in json.loads(run.invoke(app, ["rules", "list", "--json"]).stdout)["rules"]}
+    assert (rules[first]["team_id"], rules[first]["scope"]) == (None, "全公司")
+    assert (rules[second]["team_id"], rules[second]["scope"]) == ("t_b", "乙组")
+    assert rules["visit_cadence"]["scope"] == "全公司"  # the bundled rules are company-wide
+    text = run.invoke(app, ["rules", "list"]).stdout
+    assert f"[乙组] {second}" in text and f"[全公司] {first}" in text

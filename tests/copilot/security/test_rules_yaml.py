@@ -16,7 +16,7 @@ BOMB = (
 )
 
 
-def _put(client, services, body, user="mgr_a"):
+def _put(client, services, body, user="admin"):
     return client.put("/api/suggestion-rules", json=body, headers=token_for(services, user))
 
 

@@ -79,6 +79,7 @@ def run_suggest(
 ) -> dict[str, Any]:
     n_cases = expected = met = typed = forbidden = citations = valid = 0
     latencies: list[float] = []
+    misses: list[dict[str, Any]] = []  # what was expected and not shown with its evidence, to read
     for case in cases:
         n_cases += 1
         start = time.perf_counter()
@@ -86,10 +87,17 @@ def run_suggest(
         latencies.append((time.perf_counter() - start) * 1000)
         for exp in case.get("expected_actions") or []:
             expected += 1
-            met += any(meets(s, exp) for s in shown)
+            hit = any(meets(s, exp) for s in shown)
+            met += hit
             typed += any(s.get("action_type") == exp.get("action_type") for s in shown)
+            if not hit:
+                misses.append(
+                    {"case": case.get("id"), "expected": dict(exp), "shown": [_brief(s) for s in shown]}
+                )
         for rule in case.get("forbidden") or []:
-            forbidden += sum(1 for s in shown if forbidden_hit(s, rule))
+            hits = [s for s in shown if forbidden_hit(s, rule)]
+            forbidden += len(hits)
+            misses += [{"case": case.get("id"), "forbidden": dict(rule), "shown": [_brief(s)]} for s in hits]
         for s in shown:
             for c in s.get("citations") or []:
                 citations += 1
@@ -101,4 +109,10 @@ def run_suggest(
         "forbidden_hits": forbidden,
         "citation_validity": round(valid / citations, 4) if citations else 1.0,
         "p95_ms": round(percentile(latencies, 0.95), 1),
+        "misses": misses,
     }
+
+
+def _brief(suggestion: Mapping[str, Any]) -> dict[str, Any]:
+    cited = [f"{c.get('kind')}:{c.get('source') or c.get('ref')}" for c in suggestion.get("citations") or []]
+    return {"action_type": suggestion.get("action_type"), "title": suggestion.get("title"), "cites": cited}

@@ -12,6 +12,7 @@ custom CRM fields). Pure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -92,6 +93,26 @@ def first_custom(custom: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, An
     for k in keys:
         if k in custom:
             return k, custom[k]
+    return None, None
+
+
+# Companies name the field their own way (maintenance_contract_end, subscription_end_date, 维保到期日):
+# a custom field with a date whose name says a contract/subscription/service ends.
+_CONTRACT_END_NAME = re.compile(
+    r"(contract|renewal|subscription|service|maintenance|warranty|licen[cs]e|合同|维保|服务|订阅|续约|续费)"
+    r".*(end|expir|renewal|到期)|^renewal|到期",
+    re.I,
+)
+
+
+def contract_end_field(custom: dict[str, Any]) -> tuple[str, Any] | tuple[None, None]:
+    """The customer's contract end: a known key first, else a dated field named like one."""
+    key, value = first_custom(custom, CONTRACT_END_KEYS)
+    if key is not None:
+        return key, value
+    for k, v in custom.items():
+        if isinstance(v, str) and _CONTRACT_END_NAME.search(k) and parse_day(v) is not None:
+            return k, v
     return None, None
 
 
@@ -231,7 +252,7 @@ def customer_env(facts: Facts, objections: dict[str, list[Mention]] | None = Non
     changes = facts.purchase_changes()
     owed = receivables(facts)
     late = [r for r in owed if r.overdue_days > 0]
-    _k, end = first_custom(c.custom, CONTRACT_END_KEYS)
+    _k, end = contract_end_field(c.custom)
     end_day = parse_day(str(end or ""))
     tasks = open_tasks(facts)
     competitors = competitors_in(facts, 90)

@@ -154,7 +154,8 @@ def _stall(s: str) -> Match | None:
 
 
 def _receivable(s: str) -> Match | None:
-    if not re.search(r"回款|账款|应收|欠款|付款", s) or "逾期" not in s:
+    # 回款, 设备款/验收款, 维保费, 应收: money owed, whatever the company calls it
+    if not re.search(r"回款|款|应收|欠|费用?|付款", s) or "逾期" not in s:
         return None
     m = re.search(rf"逾期[^。；;]{{0,6}}?({NUM})\s*(天|个月|周)", s)
     if m:
@@ -174,7 +175,8 @@ def _receivable(s: str) -> Match | None:
 
 def _decline(s: str) -> Match | None:
     m = re.search(
-        rf"连续\s*({NUM})\s*个?月[^。；;]{{0,12}}?(?:下降|下滑|减少)[^。；;]{{0,6}}?({NUM})\s*[%％]", s
+        rf"连续\s*({NUM})\s*个?月[^。；;]{{0,12}}?(?:下降|下滑|减少|降幅|降低|跌幅)[^。；;]{{0,6}}?({NUM})\s*[%％]",
+        s,
     )
     if not m:
         return None
@@ -193,9 +195,10 @@ def _renewal(s: str) -> Match | None:
 
 
 def _overdue(s: str) -> Match | None:
-    if not re.search(r"承诺|任务|待办", s) or "逾期" not in s:
+    late = r"(?:逾期|过了?截止(?:日期|时间)|超过截止(?:日期|时间)|过期)"
+    if not re.search(r"承诺|任务|待办", s) or not re.search(late, s):
         return None
-    m = re.search(rf"逾期\s*(?:超过|满|达)\s*({NUM})\s*(天|个工作日|周)", s)
+    m = re.search(rf"{late}\s*(?:超过|满|达)?\s*({NUM})\s*(天|个工作日|周)", s)
     n = days(m.group(1), m.group(2)) if m else 0
     action = _action(s, "other")
     if action != "escalate":
@@ -213,7 +216,7 @@ def _objection(kind: str, preset: str, words: str, action: str) -> Callable[[str
 
 
 def _competitor(s: str) -> Match | None:
-    if re.search(r"提到竞品|竞品出现|出现竞品|提及竞品|对比竞品", s):
+    if re.search(r"(提到|提及|出现|对比|拿)(竞品|竞争对手|友商|对手)|(竞品|竞争对手|友商)出现", s):
         return "competitor", "has_competitor", "send_material", "competitor", ()
     return None
 

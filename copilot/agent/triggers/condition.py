@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 from copilot.agent.citations import ClaimedCitation
 from copilot.agent.conditions import (
     CATALOGUE,
-    CONTRACT_END_KEYS,
     NO_VISIT_DAYS,
     Binding,
     bindings,
     compile_condition,
-    first_custom,
+    contract_end_field,
     functions,
 )
 from copilot.agent.drafting import Draft, DraftBuilder, draft_context
@@ -189,7 +188,7 @@ def _claims(expr: Expression, b: Binding, bld: DraftBuilder, ev: EvidenceSet) ->
             next((i for (f, _loc), i in ev.crm.items() if f in ("receivables", "invoices")), None)
         )
     if "days_to_contract_end" in names:
-        key, _v = first_custom(ev.facts.customer.custom, CONTRACT_END_KEYS)
+        key, _v = contract_end_field(ev.facts.customer.custom)
         out += bld.claim(ev.crm_id(key, key) if key else None)
     for f in expr.fields:
         scope, _, attr = f.partition(".")

@@ -115,6 +115,7 @@ _GENERIC_PART = re.compile(
 )
 _THAT_ONE_AFTER = re.compile(r"(那家|那个|这家|这个|那边的)")
 _THAT_ONE_BEFORE = re.compile(r"(那家|那个|这家|这个)([\u4e00-\u9fff]{2,6}?)(客户|公司|企业)")
+_LEGAL_WORD = re.compile(r"[股份有限责任分公司]+")  # 「有限公司」, 「限公司」: every company's, nobody's
 _NOT_DESCRIPTIVE = {"有限", "公司", "客户", "我们", "他们", "你们", "帮我", "给我"}
 
 
@@ -315,14 +316,14 @@ class EntityLinker:
             head = text[: m.start()]
             words = [head[-n:] for n in (4, 3, 2) if len(head) >= n and all(_is_han(c) for c in head[-n:])]
             self._described(words, found)
-        for m in _THAT_ONE_BEFORE.finditer(text):  # 那个X客户
-            tail = m.group(2)
+        for m in _THAT_ONE_BEFORE.finditer(text):  # 那个X客户, 那个做X的客户
+            tail = re.sub(r"^(?:做|搞|卖|开|干)|的$", "", m.group(2))
             self._described([tail[:n] for n in (4, 3, 2) if len(tail) >= n], found)
         return list(found.values())
 
     def _described(self, words: list[str], found: dict[str, Match]) -> None:
         for word in words:
-            if word in _NOT_DESCRIPTIVE:
+            if word in _NOT_DESCRIPTIVE or _LEGAL_WORD.fullmatch(word):  # 「…有限公司那个线索」 describes nobody
                 continue
             hits = [e.id for e in self.entities.values() if word in e.name]
             if hits:

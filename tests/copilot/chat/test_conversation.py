@@ -75,6 +75,23 @@ def test_institutions_by_the_abbreviations_reps_use():
     assert linker.resolve("C类医院多久要拜访一次？") == [] and linker.resolve("人民医院的案例") == []
 
 
+def test_full_names_with_that_one_and_descriptions_by_trade():
+    linker = EntityLinker([
+        Entity("a", "安澜医药流通有限公司"), Entity("b", "鲸选供应链管理有限公司"), Entity("c", "速达优配供应链有限公司"),
+    ])  # fmt: skip
+    assert [m.id for m in linker.resolve("安澜医药流通有限公司那个线索现在什么情况？")] == ["a"]
+    assert sorted(m.id for m in linker.resolve("那个做供应链的客户最近有什么进展？")) == ["b", "c"]
+
+
+def test_scheduling_and_stage_changes_as_reps_say_them():
+    from copilot.features.chat.commands import op_of
+
+    for message in ("安排下周三去北仓找邓总做续保拜访，带上运行报告", "安排12月1号去南宁拜访韦经理"):
+        assert classify(message, named=True).name == "command" and op_of(message) == "schedule_visit", message
+    message = "把顺联那个无人叉车商机推到方案报价阶段"
+    assert classify(message, named=True).name == "command" and op_of(message) == "update_stage"
+
+
 def test_general_questions_and_questions_about_the_customer_in_focus():
     # with a customer in focus, a question about the rules is still a knowledge question …
     for message in ("按制度这种情况要怎么处理？", "C类医院多久要拜访一次？", "跟用友NC对接一般要多久？",

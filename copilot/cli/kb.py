@@ -42,7 +42,7 @@ def ingest(
 @app.command("search")
 def search(
     query: str,
-    k: Annotated[int, typer.Option("-k", help="返回条数")] = 5,
+    k: Annotated[int, typer.Option("-k", min=1, max=200, help="返回条数（1–200）")] = 5,
     user: Annotated[str | None, typer.Option("--user", help="按该用户的可见范围检索")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
 ) -> None:

@@ -21,6 +21,7 @@ from copilot.features.cli_reports import kb_search_report, suggest_report
 
 LOCAL_TOKEN_PREFIX = "cpl_"  # noqa: S105 - a public prefix, not a secret
 LOOPBACK = ("127.0.0.1", "::1")
+MAX_K = 200  # as `copilot kb search -k` allows
 # The CLI connects straight to the server: a request relayed by a proxy is not it, whatever address the
 # proxy headers make it appear from (uvicorn rewrites the client from X-Forwarded-For for trusted
 # proxies, and FORWARDED_ALLOW_IPS=* trusts every peer).
@@ -57,8 +58,8 @@ router = APIRouter(prefix="/api/local", tags=["local CLI"], dependencies=[Depend
 def kb_search(
     kb: KnowledgeBaseDep,
     users: UsersDep,
-    q: Annotated[str, Query()],
-    k: int = 5,
+    q: Annotated[str, Query(max_length=2000)],
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
     user: str | None = None,
 ) -> dict:
     return kb_search_report(kb, users, q, k=k, user_id=user)

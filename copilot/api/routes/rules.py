@@ -87,10 +87,31 @@ def _rule_team(user: User, requested: str | None = None) -> str | None:
     return requested if user.role == "admin" else user.team_id
 
 
+def _readable_drafts(services: Any, user: User, drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drafts whose source document ``user`` may read: a draft quotes its document, so a manager never
+    sees (nor approves or rejects) one drafted from another team's document."""
+    teams = services.users.visible_teams(user)
+    if teams is None:
+        return drafts
+    from knowledge_base.retrieval import document_allowed
+
+    kb = services.kb_if_cheap()  # the catalogue is enough: no embedding model for a listing
+    docs = {d.path: d for d in kb.documents()} if kb is not None else {}
+    return [
+        d
+        for d in drafts
+        if (doc := docs.get((d.get("citation") or {}).get("source", ""))) is not None
+        and document_allowed(doc, teams)
+    ]
+
+
 def _scoped_drafts(services: Any, user: User, drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     owners, team = _owners(services, user), _rule_team(user)
     admin = services.rules_admin
-    return [{**d, "preview": admin.preview(d["expression"], owners=owners, team_id=team)} for d in drafts]
+    return [
+        {**d, "preview": admin.preview(d["expression"], owners=owners, team_id=team)}
+        for d in _readable_drafts(services, user, drafts)
+    ]
 
 
 def overview(services: Any, user: User) -> dict[str, Any]:
@@ -150,7 +171,7 @@ def approve_draft(
     """批准一条规则草稿：写入规则文件（旧版本留存），记入审计；此后按该规则生成建议。经理批准的规则属于
     本团队（草稿若会修改全公司规则则 403）；管理员默认批准为全公司规则，可用 team_id 指定团队。"""
     admin = services.rules_admin
-    if draft_id not in {d["id"] for d in admin.pending()}:
+    if draft_id not in {d["id"] for d in _readable_drafts(services, user, admin.pending())}:
         raise AppError("not_found", f"找不到规则草稿：{draft_id[:64]}")
     try:
         done = admin.approve([draft_id], by=user.id, user=user, team_id=body.team_id if body else None)
@@ -164,6 +185,8 @@ def reject_draft(
     draft_id: str, user: ManagerDep, services: ServicesDep, body: RejectBody | None = None
 ) -> dict:
     """驳回一条规则草稿（记入审计）。"""
+    if draft_id not in {d["id"] for d in _readable_drafts(services, user, services.rules_admin.pending())}:
+        raise AppError("not_found", f"找不到规则草稿：{draft_id[:64]}")
     try:
         done = services.rules_admin.reject([draft_id], by=user.id, reason=(body.reason if body else ""))
     except RulesError as exc:

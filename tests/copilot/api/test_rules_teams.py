@@ -177,14 +177,22 @@ def test_a_team_rules_preview_counts_only_that_teams_customers(teams, client_for
     assert teams.rules_admin.preview(EVERYONE, team_id="t_b")["count"] == 1  # the CLI's --team
 
 
-def _pending(services, *drafts):
-    quote = {"source": "rules/制度.md", "quote": "制度原文"}
+@pytest.fixture
+def teams_kb(kb_services):
+    """``teams`` with the small test KB (价格异议话术 for everyone, 乙组竞品打法 for 乙组 only)."""
+    kb_services.users.upsert_user({"id": "mgr_b", "name": "赵经理", "role": "manager", "team_id": "t_b"})
+    return kb_services
+
+
+def _pending(services, *drafts, source="话术/价格异议话术.md"):
+    quote = {"source": source, "quote": "制度原文"}
     rows = [{"description": "草稿", "action_type": "other", "expression": EVERYONE, "citation": quote, **d}
             for d in drafts]  # fmt: skip
     (services.settings.home / "rule_drafts.json").write_text(json.dumps({"drafts": rows}), encoding="utf-8")
 
 
-def test_approved_drafts_become_the_approvers_teams_rules(teams, client_for):
+def test_approved_drafts_become_the_approvers_teams_rules(teams_kb, client_for):
+    teams = teams_kb
     client = client_for(teams)
     _pending(teams, {"id": "rd_a"}, {"id": "rd_b"}, {"id": "rd_preset", "preset": "visit_cadence"})
     mgr_a, admin = token_for(teams, "mgr_a"), token_for(teams, "admin")
@@ -203,3 +211,28 @@ def test_approved_drafts_become_the_approvers_teams_rules(teams, client_for):
     assert client.post("/api/rules/drafts/rd_preset/approve", headers=admin).status_code == 200
     assert client.post("/api/rules/drafts/rd_nope/approve", headers=admin).status_code == 404
     assert "rd_b" not in _listed(client, teams, "mgr_a")
+
+
+def test_a_manager_never_sees_or_decides_a_draft_quoting_another_teams_document(teams_kb, client_for):
+    client = client_for(teams_kb)
+    rows = [{"id": "rd_all", "description": "草稿", "action_type": "other", "expression": EVERYONE,
+             "citation": {"source": "话术/价格异议话术.md", "quote": "原文"}},
+            {"id": "rd_tb", "description": "乙组草稿", "action_type": "other", "expression": EVERYONE,
+             "citation": {"source": "话术/乙组竞品打法.md", "quote": "乙组专用：可申请额外的演示设备"}}]  # fmt: skip
+    (teams_kb.settings.home / "rule_drafts.json").write_text(json.dumps({"drafts": rows}), encoding="utf-8")
+
+    def drafts(user):
+        r = client.get("/api/rules", headers=token_for(teams_kb, user))
+        assert r.status_code == 200, r.text
+        return {d["id"] for d in r.json()["drafts"]}
+
+    assert (
+        drafts("mgr_a") == {"rd_all"}
+        and drafts("mgr_b") == {"rd_all", "rd_tb"}
+        and drafts("admin") == {"rd_all", "rd_tb"}
+    )
+    mgr_a = token_for(teams_kb, "mgr_a")
+    for verb in ("approve", "reject"):
+        r = client.post(f"/api/rules/drafts/rd_tb/{verb}", headers=mgr_a)
+        assert r.status_code == 404 and "乙组" not in r.text
+    assert drafts("mgr_b") == {"rd_all", "rd_tb"}  # still pending: nothing was decided

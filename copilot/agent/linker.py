@@ -323,7 +323,9 @@ class EntityLinker:
 
     def _described(self, words: list[str], found: dict[str, Match]) -> None:
         for word in words:
-            if word in _NOT_DESCRIPTIVE or _LEGAL_WORD.fullmatch(word):  # 「…有限公司那个线索」 describes nobody
+            if word in _NOT_DESCRIPTIVE or _LEGAL_WORD.fullmatch(
+                word
+            ):  # 「…有限公司那个线索」 describes nobody
                 continue
             hits = [e.id for e in self.entities.values() if word in e.name]
             if hits:

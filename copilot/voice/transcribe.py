@@ -55,6 +55,20 @@ _ZH_PROMPT = "以下是普通話的句子，請加上標點符號。"
 NO_SPEECH_ZH = "录音中没有识别出语音内容（可能是静音、噪音或无法听清），请靠近麦克风重新录制。"
 
 
+_SAMPLING_SEED = 20261207
+
+
+def _same_sampling_every_time() -> None:
+    """The fallback temperatures sample; with a fixed seed the same audio gives the same transcript (and
+    the same verdict on speech Whisper cannot make out), run after run."""
+    try:
+        import ctranslate2
+
+        ctranslate2.set_random_seed(_SAMPLING_SEED)
+    except (ImportError, AttributeError):  # pragma: no cover - an older CTranslate2: sampling stays random
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     start: float
@@ -339,6 +353,7 @@ class WhisperTranscriber:
         use_vad = duration > self.vad_min_seconds or guards.longest_silence_s(samples) >= LONG_SILENCE_S
         zh = language == "zh"
         prompt_words = _hotword_prompt(hotwords)
+        _same_sampling_every_time()
         pieces, _info = model.transcribe(
             samples,
             language=language,

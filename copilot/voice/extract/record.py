@@ -214,13 +214,23 @@ def company_aliases(name: str) -> tuple[str, ...]:
 
 
 def competitor_aliases(name: str) -> tuple[str, ...]:
-    """智云科技 → 智云科技, 智云; 海拓物联 → 海拓物联, 海拓."""
+    """智云科技 → 智云科技, 智云; 海拓物联 → 海拓; 磐石物流装备 → 磐石物流, 磐石; 极驰机器人 → 极驰: trade words
+    come off the end one at a time, as people drop them."""
     aliases = [name]
-    for suffix in ("科技", "物联", "物联网", "智能", "软件", "信息", "网络", "技术", "互联", "医疗", "财务", "器械",
-                   "电子", "云", "数据", "系统"):  # fmt: skip
-        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
-            aliases.append(name[: -len(suffix)])
+    core = name
+    while True:
+        suffix = next((x for x in _TRADE_SUFFIXES if core.endswith(x) and len(core) - len(x) >= 2), None)
+        if suffix is None:
+            break
+        core = core[: -len(suffix)]
+        aliases.append(core)
     return tuple(dict.fromkeys(aliases))
+
+
+_TRADE_SUFFIXES = (
+    "物联网", "机器人", "科技", "物联", "智能", "软件", "信息", "网络", "技术", "互联", "医疗", "财务", "器械", "电子",
+    "云", "数据", "系统", "装备", "设备", "服务", "机械", "自动化", "物流", "集团", "股份", "公司", "叉车",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

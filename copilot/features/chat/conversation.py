@@ -43,6 +43,7 @@ from copilot.identity.users import UserDirectory
 from copilot.infra.llm.chat_model import ChatModel
 from copilot.storage import tables as t
 from copilot.voice.extract.dates import resolve_due
+from copilot.voice.extract.lexicon import SURNAMES
 
 if TYPE_CHECKING:
     from copilot.features.suggestions.suggester import Suggester
@@ -70,6 +71,12 @@ _ORG_NAME = re.compile(
     r"[\u4e00-\u9fff]{2,6}?(科技|电器|电子|电气|医院|保健院|卫生院|集团|公司|物流|教育|精密|新能源|制造|药业|医药|"
     r"银行|学校|大学|商贸|贸易|食品|汽车|机械|实业|能源|网络|软件|信息|传媒|地产|超市|工厂|股份)"
     r"(的|那边|这边|那个|那笔|要|在|用|现在|最近|目前)"
+)
+
+# 「罗部长那边…」: someone by surname and title, first in the message
+_PERSON = re.compile(
+    rf"^[{''.join(sorted(SURNAMES))}](总经理|总监|总|经理|部长|主任|科长|厂长|院长|处长|局长|主管|工)"
+    r"(那边|这边|的|说|有没有|还|又|最近|上次)"
 )
 
 SMALLTALK = "您好！我是销售副驾。可以问我话术和政策（如「客户嫌贵怎么回？」）、客户近况（「华星最近怎么样？」）、下一步建议，或让我帮您建任务、记拜访（确认后才写入 CRM）。"
@@ -518,8 +525,9 @@ IGNORED_TOOLS_LIMIT = (
 
 
 def _names_unknown(message: str) -> bool:
-    """The message starts with a name we could not match (a customer not visible, or none such)."""
-    return bool(_NAMES_SOMETHING.match(message) or _ORG_NAME.match(message))
+    """The message starts with a name we could not match (a customer not visible, or none such), or
+    with a person we could not match among the visible customers' contacts (「顾总有没有再提磐石？」)."""
+    return bool(_NAMES_SOMETHING.match(message) or _ORG_NAME.match(message) or _PERSON.match(message))
 
 
 def _public(ask: dict[str, Any]) -> dict[str, Any]:

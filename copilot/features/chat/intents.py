@@ -64,6 +64,7 @@ _CRM_FACT = re.compile(
 )
 # A question rather than a request (「帮我…好吗」 still asks for the change: it has 帮我).
 _QUESTION = re.compile(r"^(?!.*(帮我|给我|麻烦|请)).*(多久|多少|几天|什么时候|吗|呢|？|\?)")
+_THANKS = re.compile(r"辛苦|谢谢|多谢|感谢")
 _SMALLTALK = re.compile(
     r"^((你好|您好|hi|hello|嗨|哈喽|在吗|在不在|早|早上好|下午好|晚上好|谢谢你?|多谢|感谢|辛苦了?|好的|拜拜|再见|"
     r"你是谁|你能做什么|你会什么)(啊|呀|呢|哈|了|啦)?)+$",
@@ -89,7 +90,8 @@ _GENERAL = re.compile(
     r"按(公司|现行|最新)?的?(制度|政策|规定|规则|手册|流程|要求|标准)|一般|通常|正常来说|原则上|"
     r"(^|[^\w])[A-Da-d]类|这种情况|这类(客户|情况|问题)|多久(要|得|必须|需要|能)|要多久|多长时间|"
     r"多少天(没|未|内|以上|之内)?.{0,8}(就|要|得|必须|需要)|超过多少|怎么报价|如何报价|单价|多少钱|"
-    r"能不能|能否|是否支持|支持.{0,10}吗|怎么处理|如何处理|怎么回|如何回|怎么应对|如何应对|话术"
+    r"能不能|能否|是否支持|支持.{0,10}吗|怎么处理|如何处理|怎么回|如何回|怎么应对|如何应对|话术|"
+    r"交期|工期|供货周期|实施周期"
 )
 _PERFECTIVE_END = re.compile(r"(了|过)(吗|没有?|么)$|没有$")
 # A question about where this customer's things stand (named, 他们, or someone we cannot see):
@@ -143,8 +145,8 @@ def classify(message: str, *, clarifying: bool = False, pending: bool = False, n
         return Intent("out_of_scope")
     if _COMMAND.search(text) and not (_QUESTION.search(text) and _GENERAL.search(text)):
         return Intent("command")  # not 「合同到期前多久要安排续约拜访？」: a question about the rules
-    if _SMALLTALK.match(low):
-        return Intent("smalltalk")
+    if _SMALLTALK.match(low) or (len(text) <= 10 and _THANKS.search(text) and not _QUESTION.search(text)):
+        return Intent("smalltalk")  # 「周五了，辛苦辛苦」
     if _NEXT.search(text):
         return Intent("next_steps")
     if (named or about_customer) and (

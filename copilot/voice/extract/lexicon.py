@@ -64,6 +64,7 @@ _SURNAMES = set(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
     "谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤古欧"
 )
+SURNAMES = frozenset(_SURNAMES)  # common Chinese surnames (for 「王总」-style references elsewhere)
 _TITLES = r"(?:总经理|副总|总监|总工|总|经理|部长|主任|科长|主管|厂长|院长|老板|董事长|董|工|处长|局长|书记|老师|博士|助理|专员)"
 _TITLED = re.compile(rf"([\u4e00-\u9fff])({_TITLES})")
 

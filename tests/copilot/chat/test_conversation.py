@@ -190,6 +190,16 @@ def test_an_unknown_organisation_is_not_answered_about_the_customer_in_focus(kb_
     assert body["citations"] == [] and "华星" not in body["answer"]
 
 
+def test_someone_who_is_no_visible_customers_contact_is_not_the_customer_in_focus(kb_services, client_for):
+    client = client_for(kb_services)
+    cid = _chat(client, kb_services, "rep_a", "华星最近怎么样？")["conversation_id"]
+    body = _chat(client, kb_services, "rep_a", "顾总那边的方案发了没？", cid)
+    assert body["intent"] == "customer_status" and body["customer_id"] is None
+    assert body["citations"] == [] and "华星" not in body["answer"]
+    assert classify("周五了，辛苦辛苦").name == "smalltalk"
+    assert classify("立体库交期多久？明年五一前来得及吗？", about_customer=True).name == "ask_knowledge"
+
+
 def test_a_status_question_cites_what_it_asks_about_first(kb_services, client_for):
     client = client_for(kb_services)
     body = _chat(client, kb_services, "rep_a", "华星那边谁拍板？")

@@ -499,8 +499,15 @@ def _sentiment(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike]) -> 
     return Judgement("中性", "积极与消极表述持平或都没有", _ref(segments, *(pos + neg)))
 
 
+# Words every plan uses (方案, 报价, 需求): in the rep's planned steps they hint at a stage only when the
+# CRM does not say one (called with the CRM stage only for those clauses, below).
+_WEAK_STAGES = ("方案报价", "需求确认")
+
+
 def _stage(clauses: Sequence[_Clause], segments: Sequence[_SegmentLike], crm_stage: str | None) -> Judgement:
     for stage, pattern in _STAGE_CUES:
+        if stage in _WEAK_STAGES and crm_stage in STAGES:
+            return Judgement(crm_stage, "录音中没有明确的阶段变化，沿用 CRM 当前阶段")
         segs = [cl.segment for cl in clauses if pattern.search(cl.text)]
         if stage in ("输单", "赢单"):
             segs = [

@@ -105,6 +105,29 @@ _CONTRACT_END_NAME = re.compile(
 )
 
 
+_SCALAR = str | int | float | bool | type(None)
+
+
+def flat_custom(custom: dict[str, Any]) -> dict[str, Any]:
+    """Custom CRM fields for conditions: scalars as they are, and the scalars of a record one level down
+    as ``<field>_<key>`` (``pilot: {status, last_feedback}`` → ``custom.pilot_status``,
+    ``custom.pilot_last_feedback``)."""
+    out = {k: v for k, v in custom.items() if isinstance(v, _SCALAR)}
+    for key, value in custom.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, _SCALAR):
+                    out.setdefault(f"{key}_{sub}", v)
+    return out
+
+
+def custom_source(custom: dict[str, Any], name: str) -> str:
+    """The CRM field a condition's ``custom.<name>`` comes from (``pilot_status`` → ``pilot``)."""
+    if name in custom:
+        return name
+    return next((k for k, v in custom.items() if isinstance(v, dict) and name.startswith(f"{k}_")), name)
+
+
 def contract_end_field(custom: dict[str, Any]) -> tuple[str, Any] | tuple[None, None]:
     """The customer's contract end: a known key first, else a dated field named like one."""
     key, value = first_custom(custom, CONTRACT_END_KEYS)
@@ -270,7 +293,7 @@ def customer_env(facts: Facts, objections: dict[str, list[Mention]] | None = Non
         "memo_objections": sorted(objections or {}),
         "memo_competitors": sorted(competitors),
         "has_competitor": bool(competitors),
-        "custom": {k: v for k, v in c.custom.items() if isinstance(v, str | int | float | bool | type(None))},
+        "custom": flat_custom(c.custom),
     }
 
 

@@ -20,6 +20,7 @@ from copilot.agent.conditions import (
     bindings,
     compile_condition,
     contract_end_field,
+    custom_source,
     functions,
 )
 from copilot.agent.drafting import Draft, DraftBuilder, draft_context
@@ -193,7 +194,8 @@ def _claims(expr: Expression, b: Binding, bld: DraftBuilder, ev: EvidenceSet) ->
     for f in expr.fields:
         scope, _, attr = f.partition(".")
         if scope == "custom":
-            out += bld.claim(ev.crm_id(attr, attr))
+            source = custom_source(ev.facts.customer.custom, attr)
+            out += bld.claim(ev.crm_id(source, source))
     if names & {"open_tasks", "overdue_tasks"} and b.task is None:
         overdue = [t.id for t, _d in ev.facts.overdue_tasks()][:2]
         for tid in overdue:

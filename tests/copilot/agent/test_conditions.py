@@ -117,6 +117,19 @@ def test_receivables_overdue_as_of_the_date():
     assert not _fires("receivable_overdue_days > 30", c, as_of=date(2026, 11, 1))  # 22 days
 
 
+def test_a_record_in_a_custom_field_is_read_one_level_down_and_cited_at_its_field():
+    from copilot.agent.conditions import custom_source
+
+    pilot = {"status": "进行中", "start": "2026-10-20", "last_feedback": "2026-11-01"}
+    c = _customer(custom={"pilot": pilot, "site_survey_done": True})
+    rule = 'custom.pilot_status == "进行中" and days_since(custom.pilot_last_feedback) > 14'
+    assert _fires(rule, c)  # 19 days without feedback
+    assert not _fires(rule, c, as_of=date(2026, 11, 10))  # 9 days
+    assert not _fires(rule, _customer(custom={"pilot": {**pilot, "status": "已结束"}}))
+    assert custom_source(c.custom, "pilot_last_feedback") == "pilot"
+    assert custom_source(c.custom, "site_survey_done") == "site_survey_done"
+
+
 def test_months_declining_and_per_tier_cadence():
     c = _customer(
         tier="B",

@@ -67,7 +67,7 @@ _NAMES_SOMETHING = re.compile(
 # 「瀚海电器的私有化项目谈到哪了？」: an organisation's name first — a customer, maybe one the user may
 # not see. Never answered about the customer in focus; the same reply as for a name that does not exist.
 _ORG_NAME = re.compile(
-    r"^(那个|那家|这个|这家)?(?!公立|私立|民营|三甲|三级|二级|大型|中小|头部|同行|其他|别的|我们|你们|他们)"
+    r"^(那个|那家|这个|这家)?(?!公立|私立|民营|三甲|三级|二级|大型|中小|头部|同行|其他|别的|我们|你们|他们|那个|这个|那家|这家|一个|一家|某个|哪个|哪家)"
     r"[\u4e00-\u9fff]{2,6}?(科技|电器|电子|电气|医院|保健院|卫生院|集团|公司|物流|教育|精密|新能源|制造|药业|医药|"
     r"银行|学校|大学|商贸|贸易|食品|汽车|机械|实业|能源|网络|软件|信息|传媒|地产|超市|工厂|股份)"
     r"(的|那边|这边|那个|那笔|要|在|用|现在|最近|目前)"

@@ -92,6 +92,8 @@ _TITLES = (
     "哥",
     "老师",
     "院长",
+    "馆长",
+    "董",
     "处长",
     "局长",
     "校长",
@@ -115,6 +117,8 @@ _GENERIC_PART = re.compile(
 )
 _THAT_ONE_AFTER = re.compile(r"(那家|那个|这家|这个|那边的)")
 _THAT_ONE_BEFORE = re.compile(r"(那家|那个|这家|这个)([\u4e00-\u9fff]{2,6}?)(客户|公司|企业)")
+# 「那个学院最近怎么样？」: the kind of organisation alone describes every customer of that kind
+_THAT_KIND = re.compile(r"(?:那家|那个|这家|这个)(学院|职院|大学|学校|中学|小学|医院|集团|工厂|超市|教育局)")
 _LEGAL_WORD = re.compile(r"[股份有限责任分公司]+")  # 「有限公司」, 「限公司」: every company's, nobody's
 _NOT_DESCRIPTIVE = {"有限", "公司", "客户", "我们", "他们", "你们", "帮我", "给我"}
 
@@ -153,6 +157,18 @@ def short_forms(name: str) -> list[str]:
         if len(trimmed) >= 3:  # 华星电子 → 华星, 鲜丰汇 → 鲜丰 (reps say the first two characters)
             forms.append(trimmed[:2])
     return [f for f in dict.fromkeys(forms) if len(f) >= _MIN_ALIAS and f not in _PLACES]
+
+
+# How organisations' names end (what follows a short mention that names another one: 临江「职院」).
+_ORG_END = re.compile(
+    r"^.{0,2}?(职院|学院|大学|中学|小学|学校|职校|医院|一院|二院|三院|院|公司|集团|厂|局|中心|银行|超市)"
+)
+
+
+def _in_order(chars: str, name: str) -> bool:
+    """Every character of ``chars`` appears in ``name``, in that order."""
+    it = iter(name)
+    return all(c in it for c in chars)
 
 
 def core_name(name: str) -> str:
@@ -220,7 +236,8 @@ class EntityLinker:
     def customers(self, text: str) -> list[Match]:
         """The customers ``text`` names, best first (one match per customer)."""
         best: dict[str, Match] = {}
-        for m in (*self._exact(text), *self._sound_alike(text), *self._abbreviated(text)):
+        found = (*self._exact(text), *self._sound_alike(text), *self._abbreviated(text))
+        for m in (m for m in found if not self._names_another(text, m)):
             if m.id not in best or m.score > best[m.id].score:
                 best[m.id] = m
         # a longer, exact mention beats a fuzzy one that lies inside it (华星 inside 华星电子)
@@ -261,6 +278,21 @@ class EntityLinker:
                         out.append(Match(f.entity, window, "typo", 0.6 + 0.02 * n))
                         break
         return out
+
+    def _names_another(self, text: str, m: Match) -> bool:
+        """「临江职院」 holds 临江 of 临江市滨湖区教育局, but names another institution: a short mention followed
+        by more of a name that ends like an organisation (职院, 医院, 公司…) and is no abbreviation of
+        this customer's name is not this customer."""
+        if len(m.surface) > 3:
+            return False
+        at = text.find(m.surface)
+        after = text[at + len(m.surface) : at + len(m.surface) + 4] if at >= 0 else ""
+        end = _ORG_END.search(after)
+        if end is None or not all(_is_han(c) for c in after[: end.end()]):
+            return False
+        name = _BRACKETS.sub("", self.entities[m.id].name)
+        rest = name[name.find(m.surface[-1]) + 1 :] if m.surface[-1] in name else name
+        return not _in_order(after[: end.end()], rest)
 
     def _abbreviated(self, text: str) -> list[Match]:
         """Abbreviations made the usual way: the name's first two characters (or their sound), then
@@ -316,6 +348,8 @@ class EntityLinker:
             head = text[: m.start()]
             words = [head[-n:] for n in (4, 3, 2) if len(head) >= n and all(_is_han(c) for c in head[-n:])]
             self._described(words, found)
+        for m in _THAT_KIND.finditer(text):  # 那个学院
+            self._described([m.group(1)], found)
         for m in _THAT_ONE_BEFORE.finditer(text):  # 那个X客户, 那个做X的客户
             tail = re.sub(r"^(?:做|搞|卖|开|干)|的$", "", m.group(2))
             self._described([tail[:n] for n in (4, 3, 2) if len(tail) >= n], found)

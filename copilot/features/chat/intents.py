@@ -51,7 +51,7 @@ _COMMAND = re.compile(
     r"|(把|将)?(所有|全部)?商机.{0,6}(改|设|标)(为|成)"
 )
 _NEXT = re.compile(
-    r"下一步|怎么跟|如何跟|跟进(建议|计划|策略)|该做什么|怎么推进|如何推进|接下来|该怎么办|该怎么做|建议.{0,4}(做|跟)|要做什么|做点什么"
+    r"下一步|(怎么|如何)跟进|(怎么|如何)跟$|跟进(建议|计划|策略)|该做什么|怎么推进|如何推进|接下来|该怎么办|该怎么做|建议.{0,4}(做|跟)|要做什么|做点什么"
 )
 _STATUS = re.compile(
     r"怎么样|情况|进展|近况|状态|现状|(聊|谈)到哪|到哪一步|什么阶段|哪个阶段|最近.{0,4}(如何|怎样|动态)|有什么(动态|变化)|介绍一下|简报|概况|跟到哪"
@@ -63,7 +63,7 @@ _CRM_FACT = re.compile(
     r"输了|赢了|丢单|为什么(输|丢|选|没)|选了|投用|上线|签约|成交"
 )
 # A question rather than a request (「帮我…好吗」 still asks for the change: it has 帮我).
-_QUESTION = re.compile(r"^(?!.*(帮我|给我|麻烦|请)).*(多久|多少|几天|什么时候|吗|呢|？|\?)")
+_QUESTION = re.compile(r"^(?!.*(帮我|给我|麻烦|请)).*(多久|多少|几天|什么时候|吗|呢|？|\?|没有?$)")
 _THANKS = re.compile(r"辛苦|谢谢|多谢|感谢")
 _SMALLTALK = re.compile(
     r"^((你好|您好|hi|hello|嗨|哈喽|在吗|在不在|早|早上好|下午好|晚上好|谢谢你?|多谢|感谢|辛苦了?|好的|拜拜|再见|"
@@ -100,7 +100,8 @@ _STATE_CHECK = re.compile(
     r"(了|过)(吗|没有?|么)$|没有$|"
     r"上次|上一次|最近一次|聊了什么|谈了什么|说了什么|见了谁|见的谁|"
     r"(用|买|选)的是?(什么|哪家|哪个|谁家)|在用(什么|哪家)|(停|卡|拖)了多少天|多少天了|"
-    r"谁(拍板|说了算|负责|决策|签字)|决策人|什么时候(开|签|到期|上线|验收|付|回)|到期(了|没)|回款了|回了没"
+    r"谁(拍板|说了算|负责|决策|签字)|决策人|什么时候(开|签|到期|上线|验收|付|回)|到期(了|没)|回款了|回了没|"
+    r"输给|输在|丢给|哪天(结束|到期|开始|开标|上线)|几号(结束|到期|开标)|怎么掉|掉(了)?这么多|(了|过)没$"
 )
 
 
@@ -143,7 +144,9 @@ def classify(message: str, *, clarifying: bool = False, pending: bool = False, n
         return Intent("command", verb="amend")  # 「不对，改成下周三」: the pending change, changed
     if _OUT_OF_SCOPE.search(text) and not named:
         return Intent("out_of_scope")
-    if _COMMAND.search(text) and not (_QUESTION.search(text) and _GENERAL.search(text)):
+    if _COMMAND.search(text) and not (
+        _QUESTION.search(text) and (_GENERAL.search(text) or _PERFECTIVE_END.search(text))
+    ):  # 「续约拜访约了没有？」 asks, too
         return Intent("command")  # not 「合同到期前多久要安排续约拜访？」: a question about the rules
     if _SMALLTALK.match(low) or (len(text) <= 10 and _THANKS.search(text) and not _QUESTION.search(text)):
         return Intent("smalltalk")  # 「周五了，辛苦辛苦」

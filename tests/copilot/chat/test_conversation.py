@@ -83,6 +83,22 @@ def test_full_names_with_that_one_and_descriptions_by_trade():
     assert sorted(m.id for m in linker.resolve("那个做供应链的客户最近有什么进展？")) == ["b", "c"]
 
 
+def test_a_place_shared_with_another_institution_is_not_that_customer():
+    linker = EntityLinker([
+        Entity("e", "临江市滨湖区教育局"), Entity("h", "华星电子科技（苏州）有限公司"),
+        Entity("x1", "东海职业技术学院", contacts=("钱立",)), Entity("x2", "南屏技师学院", contacts=("周海",)),
+    ])  # fmt: skip
+    assert linker.resolve("临江职院那个实习平台什么时候开标？") == []  # another institution of that city
+    assert [m.id for m in linker.resolve("临江那边怎么样")] == ["e"]
+    assert [m.id for m in linker.resolve("华星公司最近怎么样")] == ["h"]  # its own legal form
+    assert sorted(m.id for m in linker.resolve("那个学院最近怎么样？")) == ["x1", "x2"]  # ask which
+    assert [m.id for m in linker.resolve("我还能私下去找钱馆长聊参数吗？")] == ["x1"]
+    assert [m.id for m in linker.resolve("周董老拿免费说事")] == ["x2"]
+    assert classify("林校长想一次买断，我怎么跟他讲？", named=True).name == "ask_knowledge"
+    assert classify("他们的续约拜访约了没有？", about_customer=True).name == "customer_status"
+    assert classify("他们那个智慧黑板项目当时是输给谁了？", about_customer=True).name == "customer_status"
+
+
 def test_scheduling_and_stage_changes_as_reps_say_them():
     from copilot.features.chat.commands import op_of
 

@@ -128,6 +128,21 @@ def custom_source(custom: dict[str, Any], name: str) -> str:
     return next((k for k, v in custom.items() if isinstance(v, dict) and name.startswith(f"{k}_")), name)
 
 
+# A presales engineer under the company's own field name (presales_consultant, 方案工程师, se_owner …).
+_PRESALES_NAME = re.compile(r"presales|pre_sales|solution|^se_|_se$|售前|方案工程师|解决方案|技术支持", re.I)
+
+
+def presales_field(custom: dict[str, Any]) -> tuple[str, Any] | tuple[None, None]:
+    """Who the presales engineer is: a known key first, else a field named like one."""
+    key, value = first_custom(custom, PRESALES_KEYS)
+    if key is not None:
+        return key, value
+    for k, v in custom.items():
+        if _PRESALES_NAME.search(k) and isinstance(v, _SCALAR):
+            return k, v
+    return None, None
+
+
 def contract_end_field(custom: dict[str, Any]) -> tuple[str, Any] | tuple[None, None]:
     """The customer's contract end: a known key first, else a dated field named like one."""
     key, value = first_custom(custom, CONTRACT_END_KEYS)
@@ -178,9 +193,9 @@ def receivables(facts: Facts) -> list[Receivable]:
 
 
 def presales(opp: Opportunity, facts: Facts) -> Any:
-    key, value = first_custom(opp.custom, PRESALES_KEYS)
+    key, value = presales_field(opp.custom)
     if key is None:
-        key, value = first_custom(facts.customer.custom, PRESALES_KEYS)
+        key, value = presales_field(facts.customer.custom)
     return value or ""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.crm.base import CRM, CustomerSnapshot
 from copilot.agent.citations import Evidence, crm_label, memo_label, memo_locator
+from copilot.agent.conditions import presales_field
 from copilot.agent.facts import Facts, MemoView, parse_day
 from copilot.agent.ruleset import Trigger
 from copilot.agent.safety import looks_like_injection
@@ -210,7 +211,7 @@ def opp_custom_text(custom: dict[str, Any], as_of: date) -> str:
     for key, value in custom.items():
         if isinstance(value, list | dict):
             continue
-        if key in _PRESALES:
+        if key in _PRESALES or presales_field({key: value})[0] == key:
             parts.append(f"{custom_label(key)}：{value or '未指派'}")
         elif value not in (None, ""):
             parts.append(f"{custom_label(key)}：{value}")

@@ -88,7 +88,8 @@ class RuleDraft:
 def _action(sentence: str, default: str) -> str:
     """The action a sentence asks for when it says so explicitly (escalation wins)."""
     if re.search(
-        r"升级|上报|报(?:销售|区域|大区)?(?:经理|总监)|经理约谈|报告(?:销售)?(?:经理|总监)", sentence
+        r"升级|上报|报(?:给)?[\u4e00-\u9fff]{0,4}?(?:经理|总监|主管|负责人)|经理约谈|报告[\u4e00-\u9fff]{0,4}?(?:经理|总监)",
+        sentence,
     ):
         return "escalate"
     return default
@@ -102,7 +103,7 @@ Match = tuple[str, str, str, str | None, tuple[str, ...]]
 def _cadence(s: str) -> Match | None:
     if "拜访" not in s:
         return None
-    pairs = re.findall(rf"([ABCDabcd])\s*类[^。；;，,]{{0,16}}?({NUM})\s*(天|个月|周)", s)
+    pairs = re.findall(rf"([ABCDabcd])\s*[类级][^。；;，,]{{0,16}}?({NUM})\s*(天|个月|周)", s)
     if not pairs:
         return None
     seen: dict[str, int] = {}
@@ -129,7 +130,7 @@ def _quote(s: str) -> Match | None:
 def _big_deal(s: str) -> Match | None:
     if not re.search(r"售前|顾问|专家|工程师", s):
         return None
-    m = re.search(rf"(?:超过|大于|高于|逾)\s*({NUM})\s*(万元|亿元|元|万)", s) or re.search(
+    m = re.search(rf"(?:超过|大于|高于|逾|达到|不低于|满)\s*({NUM})\s*(万元|亿元|元|万)", s) or re.search(
         rf"({NUM})\s*(万元|亿元|元|万)(?:以上|及以上)", s
     )
     if not m or not re.search(r"金额|合同额|商机|项目|订单", s):
@@ -196,7 +197,9 @@ def _renewal(s: str) -> Match | None:
 
 def _overdue(s: str) -> Match | None:
     late = r"(?:逾期|过了?截止(?:日期|时间)|超过截止(?:日期|时间)|过期)"
-    if not re.search(r"承诺|任务|待办", s) or not re.search(late, s):
+    if not re.search(r"承诺|任务|待办|还?没(?:有)?(?:办完|完成|做完)|未(?:办结|完成)", s) or not re.search(
+        late, s
+    ):
         return None
     m = re.search(rf"{late}\s*(?:超过|满|达)?\s*({NUM})\s*(天|个工作日|周)", s)
     n = days(m.group(1), m.group(2)) if m else 0
@@ -208,7 +211,7 @@ def _overdue(s: str) -> Match | None:
 
 def _objection(kind: str, preset: str, words: str, action: str) -> Callable[[str], Match | None]:
     def match(s: str) -> Match | None:
-        if re.search(words, s) and re.search(r"客户|院方|对方", s):
+        if re.search(words, s) and re.search(r"客户|院方|校方|厂方|甲方|买方|对方|学校|医院", s):
             return f"objection:{kind}", f'"{kind}" in memo_objections', action, preset, ()
         return None
 
@@ -216,14 +219,15 @@ def _objection(kind: str, preset: str, words: str, action: str) -> Callable[[str
 
 
 def _competitor(s: str) -> Match | None:
-    if re.search(r"(提到|提及|出现|对比|拿)(竞品|竞争对手|友商|对手)|(竞品|竞争对手|友商)出现", s):
+    rivals = r"(竞品|竞争对手|友商|对手|其他厂商|其他厂家|别的厂家|别家|其他品牌)"
+    if re.search(rf"(提到|提及|出现|对比|拿){rivals}|{rivals}出现", s):
         return "competitor", "has_competitor", "send_material", "competitor", ()
     return None
 
 
 PATTERNS: tuple[Callable[[str], Match | None], ...] = (
     _decline, _renewal, _receivable, _overdue, _quote, _stall, _big_deal, _cadence,
-    _objection("价格", "price_objection", r"价格异议|嫌贵|价格顾虑", "send_material"),
+    _objection("价格", "price_objection", r"价格异议|嫌贵|嫌[^。；;，,]{0,4}(?:贵|高)|价格顾虑|觉得贵", "send_material"),
     _objection("预算", "budget_objection", r"预算(?:紧|不足|紧张)", "send_material"),
     _objection("交付", "delivery_objection", r"交付周期|交期", "send_material"),
     _objection("技术", "technical_objection", r"技术(?:问题|顾虑|异议)|临床问题|系统对接", "involve_expert"),

@@ -233,3 +233,44 @@ def test_rule_draft_eval_needs_action_thresholds_and_fields():
     wrong = [{"expression": "opp.days_in_stage > 45", "action_type": "escalate"}]
     assert run_rule_drafts(gold, wrong) == {"n_rules": 2, "found": 0, "recall": 0.0, "n_drafts": 1,
                                             "precision": 0.0, "missed": ["stall", "quote"]}  # fmt: skip
+
+
+def test_drafts_read_each_companys_own_wording():
+    doc = "\n".join([
+        "A 级客户相邻两次拜访最多隔20天，B 级35天。",
+        "合同金额达到80万元的商机，要由事业部经理指派售前顾问负责需求调研。",
+        "订阅费、实施费或硬件款逾期超过45天仍未到账的，必须报事业部经理。",
+        "过了截止日期超过4天还没办完的，报事业部经理。",
+        "月结算金额连续两个月比上月降幅超过15%的，建关怀任务。",
+        "校方嫌价格高时，发送价格话术。",
+        "校方提到其他厂商时，准备竞品材料。",
+    ])  # fmt: skip
+    drafts = {d.topic: d for d in draft_rules("rules/规则.md", doc)}
+    assert (
+        drafts["visit_cadence"].expression
+        == '(tier == "A" and days_since_visit > 20) or (tier == "B" and days_since_visit > 35)'
+    )
+    assert drafts["big_deal"].expression == "opp.amount > 800000 and not opp.se_assigned"
+    assert (drafts["receivable"].expression, drafts["receivable"].action_type) == (
+        "receivable_overdue_days > 45",
+        "escalate",
+    )
+    assert (drafts["overdue_escalate"].expression, drafts["overdue_escalate"].action_type) == (
+        "task.overdue_days > 4",
+        "escalate",
+    )
+    assert drafts["purchase_decline"].expression == "months_declining(15) >= 2"
+    assert (
+        drafts["objection:价格"].preset == "price_objection" and drafts["competitor"].preset == "competitor"
+    )
+
+
+def test_presales_and_contract_end_under_a_companys_own_field_names():
+    opp = Opportunity("o1", "二期", "方案报价", 3_280_000, stage_entered="2026-10-16",
+                      custom={"presales_consultant": "周启明"})  # fmt: skip
+    assert not _fires("opp.amount > 800000 and not opp.se_assigned", _customer(opportunities=[opp]))
+    unassigned = Opportunity("o2", "三期", "方案报价", 3_280_000, stage_entered="2026-10-16")
+    assert _fires("opp.amount > 800000 and not opp.se_assigned", _customer(opportunities=[unassigned]))
+    renewal = "days_to_contract_end >= 0 and days_to_contract_end <= 90"
+    assert _fires(renewal, _customer(custom={"maintenance_contract_end": "2027-01-31"}))  # 72 days
+    assert not _fires(renewal, _customer(custom={"maintenance_contract_end": "2027-06-30"}))

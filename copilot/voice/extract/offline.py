@@ -281,6 +281,7 @@ def extract_offline(
         a for c in competitors for a in (c.mentioned_as, c.name, *ctx.competitors.get(c.name, ()))
     ]
 
+    recorded_day = recorded_at.date() if isinstance(recorded_at, datetime) else recorded_at
     # Pass 1: label every clause (step / need / objection type / rep turn / nothing).
     labels: list[tuple[str, Any]] = []
     pending_due = None
@@ -305,8 +306,22 @@ def extract_offline(
         continues = last_step is not None and bool(
             re.match(r"^(?:并且|并|同时|顺便|一起|也|再|还要|还得|然后|再把|把|先把|先)", text)
         )
+        # 「今天」 dates the visit itself as often as a plan: only a plan when it says so (前, 把…, a cue)
+        today_only = (
+            due is not None
+            and due.date == recorded_day
+            and not _COMMIT_CUE.search(body)
+            and not re.search(r"前|之前|以前|之内|以内", due.phrase)
+            and (
+                not re.search(r"把.{2,}", body)
+                or bool(re.search(r"把[^，,]{0,6}得(?:很|特别|太|比较|挺|有点)", body))
+            )
+        )
         future = (
-            commit_sentence == cl.sentence or bool(_COMMIT_CUE.search(body)) or due is not None or continues
+            commit_sentence == cl.sentence
+            or bool(_COMMIT_CUE.search(body))
+            or (due is not None and not today_only)
+            or continues
         )
         rest = (
             re.sub(
